@@ -1,0 +1,391 @@
+"""Experiments are data: a YAML config, validated against config/schema.yaml, read into dataclasses.
+
+The schema owns types, bounds and defaults; the dataclasses below own the meaning of every field (one
+docstring each, cleanrl-style). `tests/test_config.py` checks that the two name the same fields.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import best_match
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+SCHEMA_PATH = PACKAGE_ROOT / "schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message is one line naming the file, the field and the fix."""
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    format: str
+    """Record format of the source: `imdb` (text, label), `pairwise` (prompt, chosen, rejected: Dahoas
+    synthetic-instruct-gptj-pairwise) or `hh` (chosen/rejected dialogues: Anthropic/hh-rlhf)."""
+    source: str
+    """`synthetic` (the project's seeded generator), a hub dataset id, or a local directory/file."""
+    prefer: str
+    """imdb only: which review of a (negative, positive) pair the reward model should prefer."""
+    n_pairs_train: int
+    """Preference pairs for reward-model training."""
+    n_pairs_test: int
+    """Held-out preference pairs for reward-model accuracy."""
+    n_prompts_train: int
+    """Prompts PPO samples its batches from."""
+    n_prompts_eval: int
+    """Held-out prompts that base and RLHF policies both answer in `evaluate`."""
+    n_corpus: int
+    """Texts for the sft stage (language-model training of the policy)."""
+    prompt_words: list[int]
+    """imdb only: [min, max] words of a review prefix used as prompt (TRL gpt2-sentiment uses 2-8 tokens)."""
+    seed: int
+    """Seed of data generation, sampling and splitting."""
+
+
+@dataclass(frozen=True)
+class SFTSettings:
+    enabled: bool
+    """Train the policy's language model here; when false `policy` must name a pretrained causal LM."""
+    init: str
+    """`scratch` (GPT-2 architecture, sizes below, byte-level BPE tokenizer trained on the corpus) or a hub
+    id/directory of a causal LM to fine-tune with its own tokenizer."""
+    vocab_size: int
+    """Tokenizer vocabulary when trained from scratch."""
+    n_layer: int
+    """GPT-2 layers when trained from scratch."""
+    n_head: int
+    """GPT-2 attention heads when trained from scratch."""
+    n_embd: int
+    """GPT-2 width when trained from scratch."""
+    max_length: int
+    """Tokens per training sequence (also the model's context when trained from scratch)."""
+    epochs: int
+    """Passes over the corpus."""
+    batch_size: int
+    """Sequences per optimisation step."""
+    learning_rate: float
+    """AdamW learning rate (linear decay)."""
+    seed: int
+    """Seed of initialisation and data order."""
+
+
+@dataclass(frozen=True)
+class RewardModelSettings:
+    init: str
+    """`scratch` (the architecture below, sizes below, own tokenizer) or a hub id/directory of an encoder,
+    which gets a fresh one-logit head (AutoModelForSequenceClassification, num_labels=1)."""
+    architecture: str
+    """From scratch: `distilbert` (seed 000 part 1 uses distilbert-base-cased) or `deberta-v2` (part 2 uses
+    deberta-v3-base, a DeBERTa-v2 architecture)."""
+    vocab_size: int
+    """Tokenizer vocabulary when trained from scratch."""
+    n_layer: int
+    """Encoder layers when trained from scratch."""
+    n_head: int
+    """Attention heads when trained from scratch."""
+    hidden_size: int
+    """Encoder width when trained from scratch."""
+    max_length: int
+    """Tokens per scored text; longer texts are truncated on `truncation_side`."""
+    truncation_side: str
+    """`left` keeps a text's end (sentiment often sits in a review's last sentences), `right` its start."""
+    epochs: int
+    """Passes over the training pairs."""
+    batch_size: int
+    """Pairs per optimisation step."""
+    learning_rate: float
+    """AdamW learning rate (linear decay)."""
+    seed: int
+    """Seed of initialisation and pair order."""
+
+
+@dataclass(frozen=True)
+class PPOSettings:
+    reward: str
+    """`reward_model`: the trained reward model's score; `negative_word_count`: minus the response's word
+    count (seed 000 part 2)."""
+    steps: int
+    """PPO iterations (one batch of rollouts each)."""
+    batch_size: int
+    """Rollouts per iteration (trl PPOConfig.batch_size)."""
+    mini_batch_size: int
+    """Rollouts per gradient step inside an iteration."""
+    ppo_epochs: int
+    """Optimisation passes over each batch of rollouts."""
+    learning_rate: float
+    """Adam learning rate of the LoRA adapter and value head (TRL examples: 1.41e-5)."""
+    init_kl_coef: float
+    """Initial KL penalty coefficient."""
+    adap_kl_ctrl: bool
+    """Adaptive KL control (Ziegler et al. 2019), as trl's AdaptiveKLController."""
+    target_kl: float
+    """Target KL of the adaptive controller (trl PPOConfig.target)."""
+    horizon: float
+    """Horizon of the adaptive controller."""
+    gamma: float
+    """Discount factor."""
+    lam: float
+    """GAE lambda."""
+    cliprange: float
+    """Policy ratio clip range."""
+    cliprange_value: float
+    """Value clip range."""
+    vf_coef: float
+    """Value loss coefficient."""
+    ratio_threshold: float
+    """trl skips a mini-batch whose mean policy ratio exceeds this (loss spikes on very short responses);
+    skipped batches are counted in train_log.csv."""
+    max_new_tokens: int
+    """Tokens generated per rollout."""
+    temperature: float
+    """Sampling temperature during PPO. trl 0.7.4 needs 1.0 with top_k=0/top_p=1.0 for an unbiased KL."""
+    top_k: int
+    """0 disables top-k filtering (required for a correct KL estimate in trl 0.7.4)."""
+    top_p: float
+    """1.0 disables nucleus filtering (required for a correct KL estimate in trl 0.7.4)."""
+    lora_r: int
+    """LoRA rank."""
+    lora_alpha: int
+    """LoRA scaling numerator."""
+    lora_dropout: float
+    """LoRA dropout."""
+    lora_target_modules: list[str]
+    """Module names LoRA wraps (`c_attn` for GPT-2)."""
+    gradient_checkpointing: bool
+    """Trade compute for memory (needs enable_input_require_grads() with LoRA)."""
+    mixed_precision: str
+    """`no`, `fp16` or `bf16` (accelerate); fp16 + LoRA can produce NaN weights, which stop the job."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    judge: str
+    """Independent sentiment judge: `vader` (lexicon, offline) or `none`. Never the reward model."""
+    judge_input: str
+    """What the judge reads: `full` (prompt + response: a review's prefix and continuation) or `response`
+    (the Assistant's reply alone, for dialogues whose Human turns carry their own sentiment)."""
+    max_new_tokens: int
+    """Tokens generated per held-out prompt."""
+    temperature: float
+    """Sampling temperature for both policies."""
+    top_k: int
+    """Top-k for both policies (0: off)."""
+    top_p: float
+    """Nucleus sampling for both policies (1.0: off)."""
+    batch_size: int
+    """Prompts generated and scored together."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str
+    """The per-policy metric PPO is meant to move (see evaluate.py for definitions)."""
+    direction: str
+    """`increase` or `decrease`: the documented direction of the effect."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    """Key of the experiment in `experiments`; names its results directory."""
+    description: str
+    """One sentence for the report."""
+    source: str
+    """Where the experiment is documented (seed file and section)."""
+    objective: Objective
+    """What PPO should achieve, tested base vs RLHF."""
+    documented: dict[str, float]
+    """Documented numbers: rm_accuracy_train/test or <metric>_base/<metric>_rlhf."""
+    data: DataSettings
+    """Data preparation."""
+    sft: SFTSettings
+    """Optional language-model training of the policy."""
+    policy: str
+    """`sft` (the sft stage's output) or a hub id/directory of a causal LM."""
+    reward_model: RewardModelSettings
+    """Reward-model training."""
+    ppo: PPOSettings
+    """PPO with a LoRA adapter."""
+    evaluation: EvalSettings
+    """Base vs RLHF evaluation on held-out prompts."""
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str
+    """Names results/<profile> and reports/<profile>."""
+    title: str
+    """Report title."""
+    comparable_to_documented: bool
+    """False where models or data differ from the documented setting (smoke): verdicts say so."""
+    results_dir: str
+    """Root of generated results."""
+    reports_dir: str
+    """Root of generated reports."""
+    hf_hub_offline: bool
+    """Set HF_HUB_OFFLINE=1 for every job (no hub look-ups; each failed one costs ~45 s of retries)."""
+    allow_version_drift: bool
+    """Run even when the documented libraries are not at their pinned versions; the report shows it."""
+    container: str
+    """Container image for `--use-singularity` (empty: none)."""
+    seeds: list[int]
+    """PPO seeds; ppo and evaluate fan out over them."""
+    threads: int
+    """Torch threads per job."""
+    experiments: dict[str, Experiment] = field(default_factory=dict)
+    """Experiments by name."""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The validated config with defaults filled in, as plain data (what config.json holds)."""
+
+    def experiment(self, name: str) -> Experiment:
+        if name not in self.experiments:
+            known = ", ".join(sorted(self.experiments))
+            raise ConfigError(f"unknown experiment '{name}' (this config has: {known})")
+        return self.experiments[name]
+
+    @property
+    def sha256(self) -> str:
+        return config_sha256(self.raw)
+
+
+def _with_defaults(validator_class):
+    """The jsonschema FAQ recipe: fill `default`s while validating, so nested blocks get theirs too."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultFillingValidator = _with_defaults(Draft202012Validator)
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _field_path(error) -> str:
+    return ".".join(str(part) for part in error.absolute_path) or "(top level)"
+
+
+def _describe(error, source: str) -> str:
+    """One line: file, field, what is wrong, how to fix it."""
+    where = _field_path(error)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        hint = f"allowed: {', '.join(allowed)}" if allowed else "see config/schema.yaml"
+        return f"{source}: {where}: unknown key {', '.join(repr(k) for k in unknown)}. Fix: remove or rename it ({hint})."
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"{source}: {where}: missing required field '{missing}'. Fix: add it (see config/schema.yaml)."
+    if error.validator == "propertyNames":
+        return f"{source}: {where}: bad key {error.instance!r}: {error.message}. Fix: rename it."
+    return f"{source}: {where}: {error.message}. Fix: see config/schema.yaml for the allowed values."
+
+
+def validate(raw: dict, source: str = "config") -> dict:
+    """Validate `raw` against the schema and return a copy with defaults filled in; ConfigError otherwise."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(raw).__name__}.")
+    filled = copy.deepcopy(raw)
+    error = best_match(_DefaultFillingValidator(load_schema()).iter_errors(filled))
+    if error is not None:
+        raise ConfigError(_describe(error, source))
+    for name, exp in filled["experiments"].items():
+        _check_experiment(name, exp, source)
+    return {key: value for key, value in filled.items() if not key.startswith("_")}
+
+
+def _check_experiment(name: str, exp: dict, source: str) -> None:
+    """Rules across fields that a JSON schema cannot say plainly."""
+    where = f"{source}: experiments.{name}"
+    if exp["policy"] == "sft" and not exp["sft"]["enabled"]:
+        raise ConfigError(f"{where}.policy: 'sft' needs sft.enabled: true. Fix: enable sft or name a causal LM.")
+    if exp["ppo"]["reward"] == "reward_model" and exp["ppo"]["batch_size"] % exp["ppo"]["mini_batch_size"]:
+        raise ConfigError(f"{where}.ppo.mini_batch_size: must divide ppo.batch_size. Fix: change one of them.")
+    low, high = exp["data"]["prompt_words"]
+    if low > high:
+        raise ConfigError(f"{where}.data.prompt_words: [min, max] with min > max. Fix: swap them.")
+    if exp["data"]["n_prompts_train"] < exp["ppo"]["batch_size"]:
+        raise ConfigError(
+            f"{where}.data.n_prompts_train: fewer prompts than ppo.batch_size. Fix: raise it to at least "
+            f"{exp['ppo']['batch_size']}."
+        )
+
+
+def _build(cls, data: dict):
+    return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+def from_dict(raw: dict, source: str = "config") -> Config:
+    filled = validate(raw, source)
+    experiments = {}
+    for name, exp in filled["experiments"].items():
+        experiments[name] = Experiment(
+            name=name,
+            description=exp["description"],
+            source=exp["source"],
+            objective=_build(Objective, exp["objective"]),
+            documented=dict(exp["documented"]),
+            data=_build(DataSettings, exp["data"]),
+            sft=_build(SFTSettings, exp["sft"]),
+            policy=exp["policy"],
+            reward_model=_build(RewardModelSettings, exp["reward_model"]),
+            ppo=_build(PPOSettings, exp["ppo"]),
+            evaluation=_build(EvalSettings, exp["evaluation"]),
+        )
+    top = {k: v for k, v in filled.items() if k != "experiments"}
+    return Config(**top, experiments=experiments, raw=filled)
+
+
+def load(path: str | Path) -> Config:
+    """Read a YAML or JSON config file; ConfigError (one line) on anything that cannot run."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc.strerror}). Fix: check the path.") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)}).") from None
+    return from_dict(raw, str(path))
+
+
+def config_sha256(raw: dict) -> str:
+    """Hash of the canonical JSON form: equal configs hash equal whatever their YAML layout."""
+    return hashlib.sha256(canonical_json(raw).encode()).hexdigest()
+
+
+def canonical_json(raw: dict) -> str:
+    return json.dumps(raw, sort_keys=True, separators=(",", ":"))
+
+
+def write_resolved(raw: dict, out: str | Path, experiment: str | None = None) -> None:
+    """Write the validated config (or one experiment's slice of it) as the JSON every stage reads.
+
+    An experiment's slice keeps the top-level keys and only that experiment, so a change to one experiment
+    reruns only its jobs.
+    """
+    data = copy.deepcopy(raw)
+    if experiment is not None:
+        data["experiments"] = {experiment: data["experiments"][experiment]}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,178 @@
+"""Stage 5, evaluate (one job per seed): base and RLHF policy answer the same held-out prompts.
+
+Per sample: reward (as in PPO), judge score and label (independent of the reward model), word count, and the
+log-probability of the response under both policies. Per policy (metrics.json):
+  reward_mean/std     mean/std of the PPO reward
+  judge_*             mean positivity and the negative/positive ratios by the judge label
+  length_mean/median  words per response
+  kl_mean             mean of log pi_rlhf(y) - log pi_base(y) over RLHF samples y: the Monte-Carlo estimate of
+                      KL(pi_rlhf || pi_base) per response, as trl's objective/kl (0 for the base policy)
+  perplexity          exp(-sum log pi_base(y) / tokens) of the policy's responses: fluency under the base
+  distinct_2          distinct word bigrams / all word bigrams (Li et al. 2016): diversity
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from peft import PeftModel
+from tqdm import tqdm
+
+from rlhf_bench import models
+from rlhf_bench.config import Experiment
+from rlhf_bench.data import load_records
+from rlhf_bench.judge import make_judge
+from rlhf_bench.ppo import generation_kwargs, policy_path
+from rlhf_bench.reward import reward_function, word_count
+from rlhf_bench.runtime import Stage, StageError, read_checksums, seed_everything, write_json
+
+POLICIES = ("base", "rlhf")
+
+
+def cut_at_eos(ids: torch.Tensor, eos: int) -> torch.Tensor:
+    """A generated continuation up to and including its first eos (the rest is padding)."""
+    hits = (ids == eos).nonzero()
+    return ids[: hits[0, 0] + 1] if len(hits) else ids
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], settings, batch_size: int) -> tuple[list, list]:
+    """Query and response token ids per prompt, the whole batch in one generate call."""
+    tokenizer.padding_side = "left"
+    queries, responses = [], []
+    for start in range(0, len(prompts), batch_size):
+        enc = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True)
+        out = model.generate(**enc, **generation_kwargs(settings, tokenizer))
+        for row, mask in zip(out, enc.attention_mask):
+            queries.append(row[(1 - mask).sum() : enc.input_ids.shape[1]])
+            responses.append(cut_at_eos(row[enc.input_ids.shape[1] :], tokenizer.eos_token_id))
+    return queries, responses
+
+
+@torch.no_grad()
+def response_logprobs(model, queries: list, responses: list, pad_id: int, batch_size: int) -> list[float]:
+    """Summed log-probability of each response given its query (right padding, so positions start at 0)."""
+    sums = []
+    for start in range(0, len(queries), batch_size):
+        pairs = list(zip(queries[start : start + batch_size], responses[start : start + batch_size]))
+        width = max(len(q) + len(r) for q, r in pairs)
+        ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, (q, r) in enumerate(pairs):
+            ids[i, : len(q) + len(r)] = torch.cat([q, r])
+            mask[i, : len(q) + len(r)] = 1
+        logprobs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        for i, (q, r) in enumerate(pairs):
+            positions = torch.arange(len(q) - 1, len(q) + len(r) - 1)
+            sums.append(float(logprobs[i, positions, r].sum()))
+    return sums
+
+
+def distinct_2(texts: list[str]) -> float:
+    bigrams = [tuple(words[i : i + 2]) for words in (t.split() for t in texts) for i in range(len(words) - 1)]
+    return len(set(bigrams)) / len(bigrams) if bigrams else float("nan")
+
+
+def policy_metrics(frame: pd.DataFrame, has_judge: bool) -> dict:
+    labels = frame["judge_label"]
+    return {
+        "reward_mean": float(frame["reward"].mean()),
+        "reward_std": float(frame["reward"].std(ddof=1)),
+        "judge_score_mean": float(frame["judge_score"].mean()) if has_judge else None,
+        "judge_negative_ratio": float((labels == "negative").mean()) if has_judge else None,
+        "judge_positive_ratio": float((labels == "positive").mean()) if has_judge else None,
+        "length_mean": float(frame["word_count"].mean()),
+        "length_median": float(frame["word_count"].median()),
+        "kl_mean": float(frame["kl"].mean()),
+        "perplexity": float(np.exp(-frame["logprob_base"].sum() / max(frame["n_tokens"].sum(), 1))),
+        "distinct_2": distinct_2(frame["response"].tolist()),
+    }
+
+
+def evaluate(experiment: Experiment, start_from: str, adapter: Path, data_dir: Path, reward_dir, seed: int):
+    settings = experiment.evaluation
+    if not (adapter / "adapter_config.json").exists():
+        raise StageError(f"{adapter}: no LoRA adapter here. Fix: run the ppo rule for seed {seed} first.")
+    tokenizer = models.load_tokenizer(start_from)
+    policies = {
+        "base": models.load_causal_lm(start_from).eval(),
+        "rlhf": PeftModel.from_pretrained(models.load_causal_lm(start_from), str(adapter)).eval(),
+    }
+    prompts = [r["prompt"] for r in load_records(data_dir / "prompts_eval.jsonl")]
+    score = reward_function(experiment, reward_dir)
+    judge = make_judge(settings.judge)
+    frames = []
+    for name in tqdm(POLICIES, desc=f"evaluate {experiment.name} seed {seed}", unit="policy"):
+        torch.manual_seed(seed)  # both policies draw from the same random stream: a paired comparison
+        queries, responses = generate(policies[name], tokenizer, prompts, settings, settings.batch_size)
+        texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+        logp = {
+            other: response_logprobs(policies[other], queries, responses, tokenizer.eos_token_id, settings.batch_size)
+            for other in POLICIES
+        }
+        judged = judge([p + t if settings.judge_input == "full" else t for p, t in zip(prompts, texts)]) if judge else None
+        frames.append(
+            pd.DataFrame(
+                {
+                    "experiment": experiment.name,
+                    "seed": seed,
+                    "policy": name,
+                    "prompt_id": np.arange(len(prompts)),
+                    "prompt": prompts,
+                    "response": texts,
+                    "reward": np.asarray(score([p + t for p, t in zip(prompts, texts)], texts), dtype=float),
+                    "judge_score": [s for s, _ in judged] if judged else np.nan,
+                    "judge_label": [label for _, label in judged] if judged else "",
+                    "word_count": [word_count(t) for t in texts],
+                    "n_tokens": [len(r) for r in responses],
+                    "kl": np.subtract(logp["rlhf"], logp["base"]) if name == "rlhf" else 0.0,
+                    "logprob_base": logp["base"],
+                }
+            )
+        )
+    samples = pd.concat(frames, ignore_index=True)
+    metrics = {
+        "experiment": experiment.name,
+        "seed": seed,
+        "n_prompts": len(prompts),
+        "policies": {name: policy_metrics(samples[samples.policy == name], judge is not None) for name in POLICIES},
+    }
+    return samples, metrics
+
+
+def main(argv=None) -> int:
+    stage = Stage("evaluate", "Base vs RLHF policy on held-out prompts, one seed.")
+    stage.add_experiment_args(seed=True)
+    stage.parser.add_argument("--data", required=True, help="the experiment's data directory")
+    stage.parser.add_argument("--sft", help="the sft stage's directory (when policy: sft)")
+    stage.parser.add_argument("--reward", help="the reward stage's directory (when ppo.reward: reward_model)")
+    stage.parser.add_argument("--ppo", required=True, help="the ppo stage's directory for this seed")
+    stage.parser.add_argument("--out", required=True, help="output directory (…/<experiment>/eval/seed<k>)")
+
+    def body(args, config, provenance):
+        experiment = config.experiment(args.experiment)
+        seed_everything(args.seed, config.threads)
+        provenance["data_checksums"] = read_checksums(args.data)
+        samples, metrics = evaluate(
+            experiment,
+            policy_path(experiment, args.sft),
+            Path(args.ppo) / "adapter",
+            Path(args.data),
+            args.reward and Path(args.reward),
+            args.seed,
+        )
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        samples.to_parquet(out / ".samples.parquet.tmp", index=False)
+        (out / ".samples.parquet.tmp").replace(out / "samples.parquet")
+        write_json(out / "metrics.json", metrics)
+        return out
+
+    return stage.run(body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""Building, saving and loading the three model types: tokenizer, GPT-2 policy, reward encoder.
+
+`init: scratch` builds small models of the documented architectures (GPT-2; DistilBERT; DeBERTa-v2) with a
+byte-level BPE tokenizer trained on the experiment's own text; anything else is a hub id or a directory,
+loaded with the real `from_pretrained` code path (no trust_remote_code). Weights are always saved as
+safetensors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import ByteLevelBPETokenizer
+from tokenizers.processors import TemplateProcessing
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DebertaV2Config,
+    DebertaV2ForSequenceClassification,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+)
+
+from rlhf_bench.config import RewardModelSettings, SFTSettings
+from rlhf_bench.runtime import StageError
+
+EOS = "<|endoftext|>"  # GPT-2's own end-of-text token, so a scratch policy and `gpt2` behave alike
+PAD, CLS = "<pad>", "<cls>"
+
+
+def train_tokenizer(texts: list[str], vocab_size: int, for_encoder: bool) -> PreTrainedTokenizerFast:
+    """Byte-level BPE (GPT-2's scheme) on the given texts; an encoder's adds <cls> in front of every text,
+    because DistilBERT and DeBERTa classify from the first position."""
+    bpe = ByteLevelBPETokenizer()
+    specials = [EOS, PAD, CLS] if for_encoder else [EOS]
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=specials, show_progress=False)
+    if for_encoder:
+        bpe.post_processor = TemplateProcessing(
+            single=f"{CLS} $A", pair=f"{CLS} $A $B", special_tokens=[(CLS, bpe.token_to_id(CLS))]
+        )
+        return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, pad_token=PAD, cls_token=CLS, eos_token=EOS)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=EOS, bos_token=EOS, pad_token=EOS)
+
+
+def scratch_policy(settings: SFTSettings, tokenizer) -> GPT2LMHeadModel:
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=settings.max_length,
+        n_embd=settings.n_embd,
+        n_layer=settings.n_layer,
+        n_head=settings.n_head,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def scratch_reward_model(settings: RewardModelSettings, tokenizer):
+    """One-logit sequence classifiers: the reward is the logit."""
+    common = dict(vocab_size=len(tokenizer), num_labels=1, pad_token_id=tokenizer.pad_token_id)
+    if settings.architecture == "distilbert":
+        config = DistilBertConfig(
+            dim=settings.hidden_size,
+            hidden_dim=4 * settings.hidden_size,
+            n_layers=settings.n_layer,
+            n_heads=settings.n_head,
+            max_position_embeddings=settings.max_length + 2,
+            **common,
+        )
+        return DistilBertForSequenceClassification(config)
+    config = DebertaV2Config(
+        hidden_size=settings.hidden_size,
+        intermediate_size=4 * settings.hidden_size,
+        num_hidden_layers=settings.n_layer,
+        num_attention_heads=settings.n_head,
+        max_position_embeddings=settings.max_length + 2,
+        relative_attention=True,  # as deberta-v3-base
+        pos_att_type=["p2c", "c2p"],
+        position_buckets=64,
+        pooler_hidden_size=settings.hidden_size,
+        **common,
+    )
+    return DebertaV2ForSequenceClassification(config)
+
+
+def load_tokenizer(name_or_path: str):
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError) as exc:
+        raise StageError(_not_found(name_or_path, "tokenizer", exc)) from None
+    if tokenizer.pad_token is None:  # GPT-2 has none; trl pads with eos too
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(name_or_path: str):
+    try:
+        return AutoModelForCausalLM.from_pretrained(name_or_path)
+    except (OSError, ValueError) as exc:
+        raise StageError(_not_found(name_or_path, "causal language model", exc)) from None
+
+
+def load_reward_encoder(name_or_path: str, tokenizer, new_head: bool):
+    """A trained reward model, or (new_head) a pretrained encoder that gets a fresh one-logit head."""
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, num_labels=1, ignore_mismatched_sizes=new_head
+        )
+    except (OSError, ValueError) as exc:
+        raise StageError(_not_found(name_or_path, "sequence-classification model", exc)) from None
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def _not_found(name: str, what: str, exc: Exception) -> str:
+    if Path(name).exists():
+        return f"{name}: cannot load a {what} from this directory ({type(exc).__name__}: {str(exc)[:160]})."
+    return (
+        f"{what} '{name}' is neither a local directory nor in the Hugging Face cache. Fix: fetch it on a node with "
+        f"internet (`huggingface-cli download {name}`) or set the config to a local path."
+    )
+
+
+def save(model, tokenizer, out_dir: str | Path) -> None:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)  # transformers 4.33 defaults to pickles
+    tokenizer.save_pretrained(out_dir)
+
+
+def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def check_finite(named: dict[str, float], where: str) -> None:
+    """A NaN or inf stops the job with the step that produced it, never a silent report."""
+    bad = {k: v for k, v in named.items() if not torch.isfinite(torch.as_tensor(v, dtype=torch.float64)).all()}
+    if bad:
+        raise StageError(f"{where}: non-finite values {bad}. Fix: lower the learning rate or disable fp16.")
+
+
+def check_finite_weights(model: torch.nn.Module, where: str) -> None:
+    for name, param in model.named_parameters():
+        if param.requires_grad and not torch.isfinite(param).all():
+            raise StageError(f"{where}: weight '{name}' became NaN/inf. Fix: lower the learning rate or disable fp16.")

@@ -1,0 +1,161 @@
+"""Stage 4, ppo (one job per seed): trl.PPOTrainer with a peft LoRA adapter on the policy.
+
+The loop is TRL v0.7.4's gpt2-sentiment example (examples/scripts/ppo.py): sample a batch of prompts,
+generate the whole batch at once, score query + response, `trainer.step`. The reference model is the
+policy with its adapter disabled (trl does this itself for a peft model), so no second copy is held.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from peft import LoraConfig
+from safetensors.torch import save_file
+from tqdm import tqdm
+from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
+
+from rlhf_bench import models
+from rlhf_bench.config import Experiment
+from rlhf_bench.data import load_records
+from rlhf_bench.reward import reward_function, word_count
+from rlhf_bench.runtime import Stage, read_checksums, seed_everything
+
+LOG_COLUMNS = (
+    "step", "reward_mean", "reward_std", "kl", "kl_coef", "entropy", "policy_loss", "value_loss",
+    "response_words_mean", "skipped", "skipped_total", "seconds", "samples_per_s",
+)  # fmt: skip
+
+
+def policy_path(experiment: Experiment, sft_dir: str | Path | None) -> str:
+    """The policy PPO starts from: the sft stage's model, or the configured hub id / directory."""
+    return str(Path(sft_dir) / "model") if experiment.policy == "sft" else experiment.policy
+
+
+def generation_kwargs(settings, tokenizer) -> dict:
+    # trl 0.7.4 estimates KL from sampled tokens: anything but plain sampling (top_k=0, top_p=1, T=1, no
+    # min_new_tokens) biases it, and it can go negative (TRL docs, "PPO Trainer: generation settings").
+    return {
+        "do_sample": True,
+        "top_k": settings.top_k,
+        "top_p": settings.top_p,
+        "temperature": settings.temperature,
+        "max_new_tokens": settings.max_new_tokens,
+        "pad_token_id": tokenizer.eos_token_id,
+    }
+
+
+def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrainer:
+    settings = experiment.ppo
+    tokenizer = models.load_tokenizer(start_from)
+    lora = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=list(settings.lora_target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    model = AutoModelForCausalLMWithValueHead.from_pretrained(start_from, peft_config=lora)
+    if settings.gradient_checkpointing:
+        model.pretrained_model.gradient_checkpointing_enable()
+        model.pretrained_model.enable_input_require_grads()  # LoRA freezes the embeddings: grads need a path
+    config = PPOConfig(
+        model_name=start_from,
+        learning_rate=settings.learning_rate,
+        batch_size=settings.batch_size,
+        mini_batch_size=settings.mini_batch_size,
+        ppo_epochs=settings.ppo_epochs,
+        init_kl_coef=settings.init_kl_coef,
+        adap_kl_ctrl=settings.adap_kl_ctrl,
+        target=settings.target_kl,
+        horizon=settings.horizon,
+        gamma=settings.gamma,
+        lam=settings.lam,
+        cliprange=settings.cliprange,
+        cliprange_value=settings.cliprange_value,
+        vf_coef=settings.vf_coef,
+        ratio_threshold=settings.ratio_threshold,
+        seed=seed,
+        accelerator_kwargs={"mixed_precision": settings.mixed_precision},
+    )
+    return PPOTrainer(config, model, ref_model=None, tokenizer=tokenizer)
+
+
+def run(experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Path | None, seed: int, out: Path) -> None:
+    settings = experiment.ppo
+    trainer = build_trainer(experiment, start_from, seed)
+    tokenizer = trainer.tokenizer
+    score = reward_function(experiment, reward_dir)
+    prompts = [r["prompt"] for r in load_records(data_dir / "prompts_train.jsonl")]
+    rng = np.random.default_rng(seed)
+    gen = generation_kwargs(settings, tokenizer)
+    out.mkdir(parents=True, exist_ok=True)
+    skipped_total = 0
+    with open(out / "train_log.csv", "w", newline="") as handle:
+        log = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
+        log.writeheader()
+        for step in tqdm(range(settings.steps), desc=f"ppo {experiment.name} seed {seed}", unit="step", mininterval=5):
+            started = time.time()
+            batch = [prompts[i] for i in rng.choice(len(prompts), settings.batch_size, replace=False)]
+            queries = [tokenizer(p, return_tensors="pt").input_ids[0] for p in batch]
+            # One generate call for the whole batch (trl's default batch_size=4 would loop).
+            responses = trainer.generate(queries, batch_size=len(queries), return_prompt=False, **gen)
+            texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+            rewards = score([p + t for p, t in zip(batch, texts)], texts)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                stats = trainer.step(queries, responses, [torch.tensor(r, dtype=torch.float32) for r in rewards])
+            # trl zeroes the loss of a mini-batch whose policy ratio explodes and only warns: count them.
+            skipped = sum("Skipping batch" in str(w.message) for w in caught)
+            skipped_total += skipped
+            row = {
+                "step": step,
+                "reward_mean": float(np.mean(rewards)),
+                "reward_std": float(np.std(rewards)),
+                "kl": float(stats["objective/kl"]),
+                "kl_coef": float(stats["objective/kl_coef"]),
+                "entropy": float(stats["objective/entropy"]),
+                "policy_loss": float(stats["ppo/loss/policy"]),
+                "value_loss": float(stats["ppo/loss/value"]),
+                "response_words_mean": float(np.mean([word_count(t) for t in texts])),
+                "skipped": skipped,
+                "skipped_total": skipped_total,
+            }
+            where = f"ppo {experiment.name} seed {seed} step {step}"
+            models.check_finite({k: v for k, v in row.items() if k != "step"}, where)
+            models.check_finite_weights(trainer.model, where)
+            seconds = time.time() - started
+            row.update(seconds=round(seconds, 4), samples_per_s=round(len(batch) / seconds, 3))
+            log.writerow(row)
+            handle.flush()
+    # Safetensors only: trl's own save_pretrained pickles the value head (pytorch_model.bin).
+    trainer.model.pretrained_model.save_pretrained(out / "adapter", safe_serialization=True)
+    save_file({k: v.contiguous() for k, v in trainer.model.v_head.state_dict().items()}, out / "value_head.safetensors")
+
+
+def main(argv=None) -> int:
+    stage = Stage("ppo", "PPO with a LoRA adapter on the policy, one seed.")
+    stage.add_experiment_args(seed=True)
+    stage.parser.add_argument("--data", required=True, help="the experiment's data directory")
+    stage.parser.add_argument("--sft", help="the sft stage's directory (when policy: sft)")
+    stage.parser.add_argument("--reward", help="the reward stage's directory (when ppo.reward: reward_model)")
+    stage.parser.add_argument("--out", required=True, help="output directory (…/<experiment>/ppo/seed<k>)")
+
+    def body(args, config, provenance):
+        experiment = config.experiment(args.experiment)
+        seed_everything(args.seed, config.threads)
+        provenance["data_checksums"] = read_checksums(args.data)
+        out = Path(args.out)
+        run(experiment, policy_path(experiment, args.sft), Path(args.data), args.reward and Path(args.reward), args.seed, out)
+        return out
+
+    return stage.run(body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""Stage 3, train_reward_model: a one-logit encoder trained on preference pairs, and the rewards PPO uses.
+
+Loss: -log sigmoid(r_chosen - r_rejected), the pairwise ranking loss of InstructGPT (Ouyang et al. 2022,
+eq. 1) with one comparison per prompt. Accuracy: the fraction of held-out pairs with r_chosen > r_rejected
+(a tie counts as wrong).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from rlhf_bench import models
+from rlhf_bench.config import Experiment, RewardModelSettings
+from rlhf_bench.data import load_records
+from rlhf_bench.runtime import Stage, StageError, read_checksums, seed_everything, write_json
+
+
+def pairwise_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+    """InstructGPT's ranking loss; logsigmoid keeps it finite for large margins."""
+    return -F.logsigmoid(r_chosen - r_rejected).mean()
+
+
+def pairwise_accuracy(r_chosen, r_rejected) -> tuple[int, int]:
+    """(correct, total): a pair is correct when the chosen text scores strictly higher."""
+    chosen, rejected = np.asarray(r_chosen, dtype=float), np.asarray(r_rejected, dtype=float)
+    return int((chosen > rejected).sum()), int(chosen.size)
+
+
+def word_count(text: str) -> int:
+    """Words as the seed counts them: whitespace-separated tokens."""
+    return len(text.split())
+
+
+def negative_word_count(texts: list[str]) -> list[float]:
+    """The instruct-short reward (seed 000 part 2): minus the response's word count."""
+    return [-float(word_count(t)) for t in texts]
+
+
+class RewardScorer:
+    """Scores texts with a trained reward model (batched, truncated as in training)."""
+
+    def __init__(self, model, tokenizer, settings: RewardModelSettings, batch_size: int = 64):
+        self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
+        self.max_length = settings.max_length
+        self.tokenizer.truncation_side = settings.truncation_side
+
+    @classmethod
+    def load(cls, model_dir: str | Path, settings: RewardModelSettings) -> RewardScorer:
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").exists():
+            raise StageError(f"{model_dir}: no reward model here. Fix: run the train_reward_model rule first.")
+        tokenizer = models.load_tokenizer(str(model_dir))
+        return cls(models.load_reward_encoder(str(model_dir), tokenizer, new_head=False), tokenizer, settings)
+
+    def encode(self, texts: list[str]) -> dict:
+        return self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str]) -> list[float]:
+        scores = []
+        for start in range(0, len(texts), self.batch_size):
+            logits = self.model(**self.encode(texts[start : start + self.batch_size])).logits
+            scores += logits[:, 0].float().tolist()
+        return scores
+
+
+def build(settings: RewardModelSettings, texts: list[str]):
+    if settings.init == "scratch":
+        tokenizer = models.train_tokenizer(texts, settings.vocab_size, for_encoder=True)
+        return models.scratch_reward_model(settings, tokenizer), tokenizer
+    tokenizer = models.load_tokenizer(settings.init)
+    return models.load_reward_encoder(settings.init, tokenizer, new_head=True), tokenizer
+
+
+def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> dict:
+    chosen = scorer([p["chosen"] for p in pairs])
+    rejected = scorer([p["rejected"] for p in pairs])
+    correct, total = pairwise_accuracy(chosen, rejected)
+    return {
+        "n_pairs": total,
+        "n_correct": correct,
+        "accuracy": correct / total,
+        "mean_margin": float(np.mean(np.subtract(chosen, rejected))),
+    }
+
+
+def train(settings: RewardModelSettings, train_pairs: list[dict], test_pairs: list[dict], out_dir: Path) -> dict:
+    texts = [p[side] for p in train_pairs for side in ("chosen", "rejected")]
+    model, tokenizer = build(settings, texts)
+    scorer = RewardScorer(model, tokenizer, settings)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
+    steps_per_epoch = -(-len(train_pairs) // settings.batch_size)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * steps_per_epoch), settings.epochs * steps_per_epoch)
+    generator = torch.Generator().manual_seed(settings.seed)
+    loss_curve = []
+    started = time.time()
+    model.train()
+    with tqdm(total=settings.epochs * steps_per_epoch, desc="reward model", unit="step", mininterval=5) as bar:
+        for epoch in range(settings.epochs):
+            losses = []
+            for batch in torch.randperm(len(train_pairs), generator=generator).split(settings.batch_size):
+                pairs = [train_pairs[i] for i in batch.tolist()]
+                # One forward pass over chosen and rejected together: the same padding for both sides.
+                enc = scorer.encode([p["chosen"] for p in pairs] + [p["rejected"] for p in pairs])
+                rewards = model(**enc).logits[:, 0]
+                loss = pairwise_loss(rewards[: len(pairs)], rewards[len(pairs) :])
+                models.check_finite({"loss": loss.item()}, f"reward model epoch {epoch} step {bar.n}")
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            loss_curve.append(sum(losses) / len(losses))
+    train_seconds = time.time() - started
+    model.eval()
+    metrics = {
+        "model": settings.init if settings.init != "scratch" else f"{settings.architecture} (scratch)",
+        "n_parameters": models.count_parameters(model),
+        "train": evaluate_pairs(scorer, train_pairs),
+        "test": evaluate_pairs(scorer, test_pairs),
+        "loss_curve": loss_curve,
+        # Timings go to provenance.json, so that this file is byte-identical across reruns.
+        "throughput": {"train_seconds": train_seconds, "pairs_per_second": settings.epochs * len(train_pairs) / train_seconds},
+    }
+    models.save(model, tokenizer, out_dir / "model")
+    return metrics
+
+
+def reward_function(experiment: Experiment, reward_dir: str | Path | None):
+    """texts (prompt + response) and responses -> rewards, as configured for PPO and evaluation."""
+    if experiment.ppo.reward == "negative_word_count":
+        return lambda full_texts, responses: negative_word_count(responses)
+    scorer = RewardScorer.load(Path(reward_dir) / "model", experiment.reward_model)
+    return lambda full_texts, responses: scorer(full_texts)
+
+
+def main(argv=None) -> int:
+    stage = Stage("reward", "Train a reward model on preference pairs with the pairwise ranking loss.")
+    stage.add_experiment_args()
+    stage.parser.add_argument("--data", required=True, help="the experiment's data directory")
+    stage.parser.add_argument("--out", required=True, help="output directory (…/<experiment>/reward)")
+
+    def body(args, config, provenance):
+        experiment = config.experiment(args.experiment)
+        seed_everything(experiment.reward_model.seed, config.threads)
+        provenance["data_checksums"] = read_checksums(args.data)
+        data = Path(args.data)
+        out = Path(args.out)
+        metrics = train(
+            experiment.reward_model,
+            load_records(data / "pairs_train.jsonl"),
+            load_records(data / "pairs_test.jsonl"),
+            out,
+        )
+        provenance["throughput"] = metrics.pop("throughput")
+        write_json(out / "rm_metrics.json", {"experiment": experiment.name, **metrics})
+        return out
+
+    return stage.run(body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""Stage 2 (optional), sft: the policy's language model, trained on the experiment's corpus.
+
+`init: scratch` trains a byte-level BPE tokenizer and a GPT-2 from scratch (the smoke profile: no pretrained
+GPT-2 can be had offline); otherwise it fine-tunes the named causal LM. Plain causal-LM training: texts
+joined by <|endoftext|> and cut into blocks (the run_clm recipe of transformers' examples), so the policy
+also learns where a text ends, which instruct-short's PPO needs to shorten answers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from rlhf_bench import models
+from rlhf_bench.config import SFTSettings
+from rlhf_bench.data import load_records
+from rlhf_bench.runtime import Stage, read_checksums, seed_everything, write_json
+
+HELD_OUT_FRACTION = 0.05
+
+
+def blocks(tokenizer, texts: list[str], length: int) -> torch.Tensor:
+    """Token blocks of `length` from the texts joined by eos (remainder dropped)."""
+    stream: list[int] = []
+    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        stream += ids + [tokenizer.eos_token_id]
+    usable = len(stream) // length * length
+    return torch.tensor(stream[:usable], dtype=torch.long).view(-1, length)
+
+
+@torch.no_grad()
+def mean_loss(model, data: torch.Tensor, batch_size: int) -> float:
+    model.eval()
+    losses = [model(input_ids=b, labels=b).loss.item() for b in data.split(batch_size)]
+    model.train()
+    return sum(losses) / max(len(losses), 1)
+
+
+def train(settings: SFTSettings, texts: list[str], out_dir: Path) -> dict:
+    if settings.init == "scratch":
+        tokenizer = models.train_tokenizer(texts, settings.vocab_size, for_encoder=False)
+        model = models.scratch_policy(settings, tokenizer)
+        length = settings.max_length
+    else:
+        tokenizer = models.load_tokenizer(settings.init)
+        model = models.load_causal_lm(settings.init)
+        length = min(settings.max_length, model.config.n_positions)
+
+    data = blocks(tokenizer, texts, length)
+    generator = torch.Generator().manual_seed(settings.seed)
+    data = data[torch.randperm(len(data), generator=generator)]
+    n_held_out = max(1, int(len(data) * HELD_OUT_FRACTION))
+    held_out, train_data = data[:n_held_out], data[n_held_out:]
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
+    total_steps = settings.epochs * math.ceil(len(train_data) / settings.batch_size)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(0.05 * total_steps), total_steps)
+    history = []
+    model.train()
+    started = time.time()
+    with tqdm(total=total_steps, desc="sft", unit="step", mininterval=5) as bar:
+        for epoch in range(settings.epochs):
+            order = torch.randperm(len(train_data), generator=generator)
+            losses = []
+            for batch in train_data[order].split(settings.batch_size):
+                loss = model(input_ids=batch, labels=batch).loss
+                models.check_finite({"loss": loss.item()}, f"sft epoch {epoch} step {bar.n}")
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+            held_out_loss = mean_loss(model, held_out, settings.batch_size)
+            history.append(
+                {"epoch": epoch, "train_loss": sum(losses) / len(losses), "held_out_perplexity": math.exp(held_out_loss)}
+            )
+    seconds = time.time() - started
+    models.save(model, tokenizer, out_dir / "model")
+    return {
+        "init": settings.init,
+        "n_parameters": models.count_parameters(model),
+        "vocab_size": len(tokenizer),
+        "n_texts": len(texts),
+        "n_train_tokens": int(train_data.numel()),
+        "history": history,
+        "held_out_perplexity": history[-1]["held_out_perplexity"],
+        "throughput": {"train_seconds": seconds, "tokens_per_second": settings.epochs * train_data.numel() / seconds},
+    }
+
+
+def main(argv=None) -> int:
+    stage = Stage("sft", "Train the policy's language model on the experiment's corpus.")
+    stage.add_experiment_args()
+    stage.parser.add_argument("--data", required=True, help="the experiment's data directory")
+    stage.parser.add_argument("--out", required=True, help="output directory (…/<experiment>/sft)")
+
+    def body(args, config, provenance):
+        experiment = config.experiment(args.experiment)
+        seed_everything(experiment.sft.seed, config.threads)
+        provenance["data_checksums"] = read_checksums(args.data)
+        texts = [r["text"] for r in load_records(Path(args.data) / "corpus.jsonl")]
+        out = Path(args.out)
+        metrics = train(experiment.sft, texts, out)
+        provenance["throughput"] = metrics.pop("throughput")  # timings stay out of the metrics file
+        write_json(out / "sft_metrics.json", metrics)
+        return out
+
+    return stage.run(body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
