@@ -20,8 +20,8 @@ VERSIONS = {"torch": "2.13.0+cpu", "transformers": "4.33.1", "trl": "0.7.4", "pe
             "accelerate": "0.28.0", "python": "3.11.2"}
 HARDWARE = {"platform": "Linux-6.1-x86_64", "python": "3.11.2", "cpu": "x86_64", "cpu_count": 2,
             "torch_threads": 2, "cuda": None}
-WORDS = ("the film was good bad dull great plot actor scene story long short boring lovely awful "
-         "fine answer question brief helpful kind").split()
+WORDS = ["the", "film", "was", "good", "bad", "dull", "great", "plot", "actor", "scene", "story", "long",
+         "short", "boring", "lovely", "awful", "fine", "answer", "question", "brief", "helpful", "kind"]
 
 TEMPLATES = {
     "imdb-negative": {

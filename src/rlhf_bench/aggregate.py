@@ -39,6 +39,11 @@ ALPHA = 0.05
 POLICIES = ("base", "rlhf")
 SPLITS = ("train", "test")
 DIRECTIONS = {"increase": "greater", "decrease": "less"}
+# Table order of the per-policy metrics (metrics.json is written with sorted keys); others follow by name.
+METRIC_ORDER = (
+    "reward_mean", "reward_std", "judge_score_mean", "judge_negative_ratio", "judge_positive_ratio",
+    "length_mean", "length_median", "kl_mean", "perplexity", "distinct_2",
+)
 
 # Which Snakemake rule makes each input, so that a missing-file message says what to run.
 STAGE_RULES = {
@@ -84,7 +89,7 @@ def producing_rule(path: Path) -> str:
 def require(path: Path) -> Path:
     """Return path if it is a file, else raise InputError naming it and the rule that makes it."""
     if not path.is_file():
-        raise InputError(f"missing input {path} (made by the Snakemake rule '{producing_rule(path)}'; run it first)")
+        raise InputError(f"{path}: missing. Fix: run the Snakemake rule '{producing_rule(path)}' first (it makes this file).")
     return path
 
 
@@ -177,6 +182,12 @@ def load_seed_metrics(config: dict, results_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["experiment", "seed", "policy", "metric", "value"])
 
 
+def ordered_metrics(metrics) -> list[str]:
+    """Known metrics in METRIC_ORDER, then any others alphabetically."""
+    known = [m for m in METRIC_ORDER if m in set(metrics)]
+    return known + sorted(set(metrics) - set(known))
+
+
 def summarize_metrics(config: dict, seed_metrics: pd.DataFrame) -> pd.DataFrame:
     """Mean, std and t interval over seeds for each (experiment, metric, policy).
 
@@ -186,7 +197,7 @@ def summarize_metrics(config: dict, seed_metrics: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for experiment, exp_rows in seed_metrics.groupby("experiment", sort=False):
         docs = documented(config, experiment)
-        for metric in exp_rows["metric"].unique():
+        for metric in ordered_metrics(exp_rows["metric"].unique()):
             for policy in POLICIES:
                 values = exp_rows.loc[(exp_rows.metric == metric) & (exp_rows.policy == policy), "value"].dropna()
                 mean, low, high = t_interval(values.to_numpy(), CONFIDENCE)
@@ -355,10 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tables = aggregate(args.config, args.results_dir, args.out_dir)
     except InputError as err:
-        print(f"aggregate: error: {err}", file=sys.stderr)
+        print(f"rlhf_bench.aggregate: error: {err}", file=sys.stderr)
         return 2
     n_rows = ", ".join(f"{name} ({len(table)} rows)" for name, table in tables.items())
-    print(f"aggregate: wrote {n_rows} to {args.out_dir}")
+    print(f"rlhf_bench.aggregate: wrote {n_rows} to {args.out_dir}")
     return 0
 
 

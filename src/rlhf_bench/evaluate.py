@@ -44,7 +44,9 @@ def generate(model, tokenizer, prompts: list[str], settings, batch_size: int) ->
     tokenizer.padding_side = "left"
     queries, responses = [], []
     for start in range(0, len(prompts), batch_size):
-        enc = tokenizer(prompts[start : start + batch_size], return_tensors="pt", padding=True)
+        enc = tokenizer(
+            prompts[start : start + batch_size], return_tensors="pt", padding=True, return_token_type_ids=False
+        )
         out = model.generate(**enc, **generation_kwargs(settings, tokenizer))
         for row, mask in zip(out, enc.attention_mask):
             queries.append(row[(1 - mask).sum() : enc.input_ids.shape[1]])

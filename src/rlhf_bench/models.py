@@ -37,14 +37,22 @@ def train_tokenizer(texts: list[str], vocab_size: int, for_encoder: bool) -> Pre
     """Byte-level BPE (GPT-2's scheme) on the given texts; an encoder's adds <cls> in front of every text,
     because DistilBERT and DeBERTa classify from the first position."""
     bpe = ByteLevelBPETokenizer()
-    specials = [EOS, PAD, CLS] if for_encoder else [EOS]
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=specials, show_progress=False)
+    bpe.train_from_iterator(
+        texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS, PAD, CLS] if for_encoder else [EOS],
+        show_progress=False,
+    )
     if for_encoder:
         bpe.post_processor = TemplateProcessing(
             single=f"{CLS} $A", pair=f"{CLS} $A $B", special_tokens=[(CLS, bpe.token_to_id(CLS))]
         )
-        return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, pad_token=PAD, cls_token=CLS, eos_token=EOS)
-    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=EOS, bos_token=EOS, pad_token=EOS)
+        specials = dict(pad_token=PAD, cls_token=CLS, eos_token=EOS)
+    else:
+        specials = dict(eos_token=EOS, bos_token=EOS, pad_token=EOS)
+    # No token_type_ids, as GPT-2's and DistilBERT's own tokenizers: GPT-2 would add the embedding of token 0
+    # to every position if it were given them.
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, model_input_names=["input_ids", "attention_mask"], **specials
+    )
 
 
 def scratch_policy(settings: SFTSettings, tokenizer) -> GPT2LMHeadModel:

@@ -60,7 +60,11 @@ class RewardScorer:
         return cls(models.load_reward_encoder(str(model_dir), tokenizer, new_head=False), tokenizer, settings)
 
     def encode(self, texts: list[str]) -> dict:
-        return self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt")
+        # No token_type_ids: DistilBERT takes none, and a single text needs none.
+        return self.tokenizer(
+            texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt",
+            return_token_type_ids=False,
+        )
 
     @torch.no_grad()
     def __call__(self, texts: list[str]) -> list[float]:
@@ -119,7 +123,7 @@ def train(settings: RewardModelSettings, train_pairs: list[dict], test_pairs: li
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(loss.item())
                 bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             loss_curve.append(sum(losses) / len(losses))
     train_seconds = time.time() - started
     model.eval()

@@ -77,7 +77,7 @@ def train(settings: SFTSettings, texts: list[str], out_dir: Path) -> dict:
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(loss.item())
                 bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             held_out_loss = mean_loss(model, held_out, settings.batch_size)
             history.append(
                 {"epoch": epoch, "train_loss": sum(losses) / len(losses), "held_out_perplexity": math.exp(held_out_loss)}
