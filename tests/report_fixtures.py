@@ -16,12 +16,46 @@ import pandas as pd
 # A response the escaping test looks for: markup that must reach the HTML as text, never as markup.
 TRICKY_RESPONSE = "<script>alert('x')</script> *stars* _under_ [link](http://x) | pipe & amp"
 
-VERSIONS = {"torch": "2.13.0+cpu", "transformers": "4.33.1", "trl": "0.7.4", "peft": "0.5.0",
-            "accelerate": "0.28.0", "python": "3.11.2"}
-HARDWARE = {"platform": "Linux-6.1-x86_64", "python": "3.11.2", "cpu": "x86_64", "cpu_count": 2,
-            "torch_threads": 2, "cuda": None}
-WORDS = ["the", "film", "was", "good", "bad", "dull", "great", "plot", "actor", "scene", "story", "long",
-         "short", "boring", "lovely", "awful", "fine", "answer", "question", "brief", "helpful", "kind"]
+VERSIONS = {
+    "torch": "2.13.0+cpu",
+    "transformers": "4.33.1",
+    "trl": "0.7.4",
+    "peft": "0.5.0",
+    "accelerate": "0.28.0",
+    "python": "3.11.2",
+}
+HARDWARE = {
+    "platform": "Linux-6.1-x86_64",
+    "python": "3.11.2",
+    "cpu": "x86_64",
+    "cpu_count": 2,
+    "torch_threads": 2,
+    "cuda": None,
+}
+WORDS = [
+    "the",
+    "film",
+    "was",
+    "good",
+    "bad",
+    "dull",
+    "great",
+    "plot",
+    "actor",
+    "scene",
+    "story",
+    "long",
+    "short",
+    "boring",
+    "lovely",
+    "awful",
+    "fine",
+    "answer",
+    "question",
+    "brief",
+    "helpful",
+    "kind",
+]
 
 TEMPLATES = {
     "imdb-negative": {
@@ -42,13 +76,22 @@ TEMPLATES = {
         "description": "distilgpt2 steered towards positive replies by a classifier reward model",
         "source": "seeds/002",
         "objective": {"metric": "judge_positive_ratio", "direction": "increase"},
-        "documented": {"judge_score_mean_base": 0.623, "judge_score_mean_rlhf": 0.847,
-                       "judge_positive_ratio_base": 0.600, "judge_positive_ratio_rlhf": 0.900},
+        "documented": {
+            "judge_score_mean_base": 0.623,
+            "judge_score_mean_rlhf": 0.847,
+            "judge_positive_ratio_base": 0.600,
+            "judge_positive_ratio_rlhf": 0.900,
+        },
         "judge": True,
     },
 }
-GENERIC = {"description": "an experiment added by config", "source": "config",
-           "objective": {"metric": "reward_mean", "direction": "increase"}, "documented": {}, "judge": False}
+GENERIC = {
+    "description": "an experiment added by config",
+    "source": "config",
+    "objective": {"metric": "reward_mean", "direction": "increase"},
+    "documented": {},
+    "judge": False,
+}
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -70,8 +113,15 @@ def _experiment_config(name: str, index: int) -> dict:
         "data": {"n_prompts_train": 64, "n_prompts_eval": 24},
         "sft": {"enabled": False},
         "reward_model": {"model": "tiny-bert", "epochs": 2, "learning_rate": 5e-4, "batch_size": 16},
-        "ppo": {"steps": 8, "batch_size": 16, "learning_rate": 1.41e-5, "init_kl_coef": 0.2,
-                "adap_kl_ctrl": True, "target": 6.0, "lora": {"r": 8, "alpha": 16 + index}},
+        "ppo": {
+            "steps": 8,
+            "batch_size": 16,
+            "learning_rate": 1.41e-5,
+            "init_kl_coef": 0.2,
+            "adap_kl_ctrl": True,
+            "target": 6.0,
+            "lora": {"r": 8, "alpha": 16 + index},
+        },
         "evaluation": {"n_prompts": 24, "judge": "vader" if template["judge"] else None},
     }
 
@@ -100,17 +150,25 @@ def _samples(name: str, seed: int, n_prompts: int, rng: np.random.Generator) -> 
             scores, labels = np.full(n_prompts, np.nan), np.full(n_prompts, "")
         word_count = np.array([len(r.split()) for r in responses])
         n_tokens = word_count + rng.integers(0, 5, n_prompts)
-        frames.append(pd.DataFrame({
-            "experiment": name, "seed": seed, "policy": policy,
-            "prompt_id": np.arange(n_prompts),
-            "prompt": [f"Prompt {i}: tell me about film number {i}" for i in range(n_prompts)],
-            "response": responses,
-            "reward": rng.normal(0.9 if rlhf else 0.0, 1.0, n_prompts),
-            "judge_score": scores, "judge_label": labels,
-            "word_count": word_count, "n_tokens": n_tokens,
-            "kl": rng.gamma(2.0, 1.5, n_prompts) if rlhf else np.zeros(n_prompts),
-            "logprob_base": -n_tokens * rng.uniform(2.0, 4.0, n_prompts),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "experiment": name,
+                    "seed": seed,
+                    "policy": policy,
+                    "prompt_id": np.arange(n_prompts),
+                    "prompt": [f"Prompt {i}: tell me about film number {i}" for i in range(n_prompts)],
+                    "response": responses,
+                    "reward": rng.normal(0.9 if rlhf else 0.0, 1.0, n_prompts),
+                    "judge_score": scores,
+                    "judge_label": labels,
+                    "word_count": word_count,
+                    "n_tokens": n_tokens,
+                    "kl": rng.gamma(2.0, 1.5, n_prompts) if rlhf else np.zeros(n_prompts),
+                    "logprob_base": -n_tokens * rng.uniform(2.0, 4.0, n_prompts),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -133,26 +191,41 @@ def _policy_metrics(rows: pd.DataFrame, judge: bool) -> dict:
 
 def _provenance(stage: str, name: str, seed: int | None, checksums: dict, drift: list[str]) -> dict:
     return {
-        "stage": stage, "experiment": name, "seed": seed, "versions": dict(VERSIONS),
-        "version_drift": list(drift), "git_commit": "0123456789abcdef0123456789abcdef01234567",
-        "config_sha256": _sha("fake config"), "hardware": dict(HARDWARE),
+        "stage": stage,
+        "experiment": name,
+        "seed": seed,
+        "versions": dict(VERSIONS),
+        "version_drift": list(drift),
+        "git_commit": "0123456789abcdef0123456789abcdef01234567",
+        "config_sha256": _sha("fake config"),
+        "hardware": dict(HARDWARE),
         "command": f"python -m rlhf_bench.{stage} --config results/smoke/config.json",
-        "started_utc": "2025-01-01T00:00:00Z", "seconds": 12.5, "data_checksums": dict(checksums),
+        "started_utc": "2025-01-01T00:00:00Z",
+        "seconds": 12.5,
+        "data_checksums": dict(checksums),
     }
 
 
 def _train_log(steps: int, seed: int, rng: np.random.Generator) -> pd.DataFrame:
     step = np.arange(steps)
     skipped = (step == 3).astype(int) if seed == 1 else np.zeros(steps, dtype=int)
-    return pd.DataFrame({
-        "step": step, "reward_mean": 0.1 * step + rng.normal(0, 0.05, steps),
-        "reward_std": rng.uniform(0.5, 1.0, steps), "kl": 0.3 * step + rng.uniform(0, 0.1, steps),
-        "kl_coef": 0.2 * np.ones(steps), "entropy": rng.uniform(3, 4, steps),
-        "policy_loss": rng.normal(0, 0.1, steps), "value_loss": rng.uniform(0.1, 1, steps),
-        "response_words_mean": rng.uniform(10, 20, steps), "skipped": skipped,
-        "skipped_total": np.cumsum(skipped), "seconds": rng.uniform(1, 2, steps),
-        "samples_per_s": rng.uniform(15, 20, steps),
-    })
+    return pd.DataFrame(
+        {
+            "step": step,
+            "reward_mean": 0.1 * step + rng.normal(0, 0.05, steps),
+            "reward_std": rng.uniform(0.5, 1.0, steps),
+            "kl": 0.3 * step + rng.uniform(0, 0.1, steps),
+            "kl_coef": 0.2 * np.ones(steps),
+            "entropy": rng.uniform(3, 4, steps),
+            "policy_loss": rng.normal(0, 0.1, steps),
+            "value_loss": rng.uniform(0.1, 1, steps),
+            "response_words_mean": rng.uniform(10, 20, steps),
+            "skipped": skipped,
+            "skipped_total": np.cumsum(skipped),
+            "seconds": rng.uniform(1, 2, steps),
+            "samples_per_s": rng.uniform(15, 20, steps),
+        }
+    )
 
 
 def _benchmark(path: Path, seconds: float, rss: float) -> None:
@@ -181,7 +254,9 @@ def write_fake_results(
     rng = np.random.default_rng(20240601)
     results = Path(root) / "results" / profile
     config = {
-        "profile": profile, "title": f"rlhf-bench ({profile})", "comparable_to_documented": comparable,
+        "profile": profile,
+        "title": f"rlhf-bench ({profile})",
+        "comparable_to_documented": comparable,
         "seeds": list(seeds),
         "experiments": {name: _experiment_config(name, i) for i, name in enumerate(experiments)},
     }
@@ -189,19 +264,40 @@ def write_fake_results(
     for index, name in enumerate(experiments):
         judge = TEMPLATES.get(name, GENERIC)["judge"]
         exp_dir = results / name
-        checksums = {f: _sha(f"{name}/{f}") for f in ("prompts_train.jsonl", "prompts_eval.jsonl",
-                                                        "pairs_train.jsonl", "pairs_test.jsonl")}
+        checksums = {
+            f: _sha(f"{name}/{f}")
+            for f in ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl")
+        }
         _write_json(exp_dir / "data" / "checksums.json", checksums)
-        _write_json(exp_dir / "data" / "provenance.json", _provenance("prepare_data", name, None, checksums, []))
-        _write_json(exp_dir / "reward" / "rm_metrics.json", {
-            "experiment": name, "model": "tiny-bert", "n_parameters": 123456,
-            "train": {"n_pairs": 200, "n_correct": 190 - 5 * index, "accuracy": (190 - 5 * index) / 200,
-                      "mean_margin": 1.5},
-            "test": {"n_pairs": 100, "n_correct": 93 - index, "accuracy": (93 - index) / 100, "mean_margin": 1.2},
-            "loss_curve": [0.69, 0.4], "seconds": 3.2,
-        })
-        _write_json(exp_dir / "reward" / "provenance.json",
-                    _provenance("train_reward_model", name, None, checksums, []))
+        _write_json(
+            exp_dir / "data" / "provenance.json", _provenance("prepare_data", name, None, checksums, [])
+        )
+        _write_json(
+            exp_dir / "reward" / "rm_metrics.json",
+            {
+                "experiment": name,
+                "model": "tiny-bert",
+                "n_parameters": 123456,
+                "train": {
+                    "n_pairs": 200,
+                    "n_correct": 190 - 5 * index,
+                    "accuracy": (190 - 5 * index) / 200,
+                    "mean_margin": 1.5,
+                },
+                "test": {
+                    "n_pairs": 100,
+                    "n_correct": 93 - index,
+                    "accuracy": (93 - index) / 100,
+                    "mean_margin": 1.2,
+                },
+                "loss_curve": [0.69, 0.4],
+                "seconds": 3.2,
+            },
+        )
+        _write_json(
+            exp_dir / "reward" / "provenance.json",
+            _provenance("train_reward_model", name, None, checksums, []),
+        )
         for seed in seeds:
             ppo = exp_dir / "ppo" / f"seed{seed}"
             ppo.mkdir(parents=True, exist_ok=True)
@@ -211,10 +307,17 @@ def write_fake_results(
             ev.mkdir(parents=True, exist_ok=True)
             samples = _samples(name, seed, n_prompts, rng)
             samples.to_parquet(ev / "samples.parquet", index=False)
-            _write_json(ev / "metrics.json", {
-                "experiment": name, "seed": seed, "n_prompts": n_prompts,
-                "policies": {p: _policy_metrics(samples[samples.policy == p], judge) for p in ("base", "rlhf")},
-            })
+            _write_json(
+                ev / "metrics.json",
+                {
+                    "experiment": name,
+                    "seed": seed,
+                    "n_prompts": n_prompts,
+                    "policies": {
+                        p: _policy_metrics(samples[samples.policy == p], judge) for p in ("base", "rlhf")
+                    },
+                },
+            )
             drift = list(version_drift) if (index == 0 and seed == seeds[-1]) else []
             _write_json(ev / "provenance.json", _provenance("evaluate", name, seed, checksums, drift))
             if benchmarks:

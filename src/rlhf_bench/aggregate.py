@@ -43,7 +43,7 @@ DIRECTIONS = {"increase": "greater", "decrease": "less"}
 METRIC_ORDER = (
     "reward_mean", "reward_std", "judge_score_mean", "judge_negative_ratio", "judge_positive_ratio",
     "length_mean", "length_median", "kl_mean", "perplexity", "distinct_2",
-)
+)  # fmt: skip
 
 # Which Snakemake rule makes each input, so that a missing-file message says what to run.
 STAGE_RULES = {
@@ -54,7 +54,7 @@ STAGE_RULES = {
     "eval": "evaluate",
 }
 FILE_RULES = {
-    "config.json": "resolve_config",
+    "config.json": "resolved_config",
     "summary.csv": "aggregate",
     "rm_summary.csv": "aggregate",
     "tests.csv": "aggregate",
@@ -63,13 +63,13 @@ FILE_RULES = {
 SAMPLE_COLUMNS = ("seed", "policy", "prompt_id", "reward", "judge_score", "judge_label", "word_count")
 SUMMARY_COLUMNS = [
     "experiment", "metric", "policy", "n_seeds", "mean", "std", "ci_low", "ci_high", "ci_type", "documented",
-]
+]  # fmt: skip
 RM_COLUMNS = [
     "experiment", "split", "n_pairs", "n_correct", "accuracy", "wilson_low", "wilson_high", "documented",
-]
+]  # fmt: skip
 TEST_COLUMNS = [
     "experiment", "metric", "test", "seed", "direction", "statistic", "p_value", "significant",
-]
+]  # fmt: skip
 
 
 class InputError(Exception):
@@ -77,19 +77,21 @@ class InputError(Exception):
 
 
 def producing_rule(path: Path) -> str:
-    """Name the rule that makes path, read from its place in results/<profile>/<experiment>/<stage>/."""
+    """The rule that makes path, from its place in results/<profile>/<experiment>/<stage>/ ('' if unknown)."""
     if path.name in FILE_RULES:
         return FILE_RULES[path.name]
     for part in reversed(path.parts[:-1]):
         if part in STAGE_RULES:
             return STAGE_RULES[part]
-    return "unknown"
+    return ""
 
 
 def require(path: Path) -> Path:
     """Return path if it is a file, else raise InputError naming it and the rule that makes it."""
     if not path.is_file():
-        raise InputError(f"{path}: missing. Fix: run the Snakemake rule '{producing_rule(path)}' first (it makes this file).")
+        rule = producing_rule(path)
+        fix = f"run the Snakemake rule '{rule}' first (it makes this file)" if rule else "rerun the workflow"
+        raise InputError(f"{path}: missing. Fix: {fix}.")
     return path
 
 
@@ -115,9 +117,15 @@ def read_table(path: Path, columns: tuple[str, ...], kind: str = "csv") -> pd.Da
     """Read a CSV or parquet file and check that it has the columns this stage relies on."""
     require(path)
     try:
-        frame = pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+        frame = (
+            pd.read_parquet(path)
+            if kind == "parquet"
+            else pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+        )
     except (OSError, ValueError, pa.ArrowException) as err:  # each means "unreadable file"
-        raise InputError(f"{path}: cannot read {kind} ({type(err).__name__}: {err})".splitlines()[0]) from None
+        raise InputError(
+            f"{path}: cannot read {kind} ({type(err).__name__}: {err})".splitlines()[0]
+        ) from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -159,7 +167,7 @@ def ppo_dir(results_dir: Path, experiment: str, seed: int) -> Path:
 
 
 def as_float(value) -> float:
-    """JSON null -> NaN, so that metrics without a judge flow through pandas as missing values."""
+    """JSON null (or an absent documented value) -> NaN, so pandas treats it as missing."""
     return math.nan if value is None else float(value)
 
 
@@ -178,7 +186,9 @@ def load_seed_metrics(config: dict, results_dir: Path) -> pd.DataFrame:
                     try:
                         rows.append((experiment, seed, policy, metric, as_float(value)))
                     except (TypeError, ValueError):
-                        raise InputError(f"{path}: policies.{policy}.{metric} is not a number: {value!r}") from None
+                        raise InputError(
+                            f"{path}: policies.{policy}.{metric} is not a number: {value!r}"
+                        ) from None
     return pd.DataFrame(rows, columns=["experiment", "seed", "policy", "metric", "value"])
 
 
@@ -199,12 +209,16 @@ def summarize_metrics(config: dict, seed_metrics: pd.DataFrame) -> pd.DataFrame:
         docs = documented(config, experiment)
         for metric in ordered_metrics(exp_rows["metric"].unique()):
             for policy in POLICIES:
-                values = exp_rows.loc[(exp_rows.metric == metric) & (exp_rows.policy == policy), "value"].dropna()
+                values = exp_rows.loc[
+                    (exp_rows.metric == metric) & (exp_rows.policy == policy), "value"
+                ].dropna()
                 mean, low, high = t_interval(values.to_numpy(), CONFIDENCE)
                 std = float(values.std(ddof=1)) if len(values) >= 2 else math.nan
-                doc = docs.get(f"{metric}_{policy}")
-                rows.append((experiment, metric, policy, len(values), mean, std, low, high, CI_TYPE,
-                             math.nan if doc is None else float(doc)))
+                rows.append({
+                    "experiment": experiment, "metric": metric, "policy": policy, "n_seeds": len(values),
+                    "mean": mean, "std": std, "ci_low": low, "ci_high": high, "ci_type": CI_TYPE,
+                    "documented": as_float(docs.get(f"{metric}_{policy}")),
+                })  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -223,9 +237,11 @@ def summarize_reward_models(config: dict, results_dir: Path) -> pd.DataFrame:
                 raise InputError(f"{path}: {split}.n_correct={n_correct} is not within 0..n_pairs={n_pairs}")
             accuracy = n_correct / n_pairs if n_pairs else math.nan
             low, high = wilson_interval(n_correct, n_pairs, CONFIDENCE)
-            doc = docs.get(f"rm_accuracy_{split}")
-            rows.append((experiment, split, n_pairs, n_correct, accuracy, low, high,
-                         math.nan if doc is None else float(doc)))
+            rows.append({
+                "experiment": experiment, "split": split, "n_pairs": n_pairs, "n_correct": n_correct,
+                "accuracy": accuracy, "wilson_low": low, "wilson_high": high,
+                "documented": as_float(docs.get(f"rm_accuracy_{split}")),
+            })  # fmt: skip
     return pd.DataFrame(rows, columns=RM_COLUMNS)
 
 
@@ -238,12 +254,14 @@ def load_samples(results_dir: Path, experiment: str, seed: int) -> pd.DataFrame:
         raise InputError(f"{path}: column 'seed' holds {sorted(seeds_found)}, expected only {seed}")
     policies_found = set(samples["policy"].unique().tolist())
     if not set(POLICIES) <= policies_found:
-        raise InputError(f"{path}: column 'policy' must hold both 'base' and 'rlhf', found {sorted(policies_found)}")
+        raise InputError(
+            f"{path}: column 'policy' must hold both 'base' and 'rlhf', found {sorted(policies_found)}"
+        )
     return samples
 
 
 def has_judge(samples: pd.DataFrame) -> bool:
-    """An experiment has a judge when its samples carry judge labels (the evaluate stage leaves '' without)."""
+    """True when the samples carry judge labels (the evaluate stage leaves them '' without a judge)."""
     return bool(samples["judge_label"].fillna("").astype(str).ne("").any())
 
 
@@ -288,7 +306,9 @@ def experiment_tests(
         for seed, frame in samples.items():
             path = eval_dir(results_dir, experiment, seed) / "samples.parquet"
             if metric.startswith("judge_") and not has_judge(frame):
-                raise InputError(f"{path}: metric '{metric}' needs a judge, but judge_label is empty in every row")
+                raise InputError(
+                    f"{path}: metric '{metric}' needs a judge, but judge_label is empty in every row"
+                )
             values = per_sample_values(frame, metric)
             if values is None:  # corpus-level metric: no per-sample test
                 continue
@@ -296,15 +316,22 @@ def experiment_tests(
                 raise InputError(f"{path}: per-sample values for '{metric}' contain NaN")
             rlhf, base = values[frame.policy == "rlhf"], values[frame.policy == "base"]
             stat, p = mann_whitney_one_sided(rlhf, base, alternative)
-            rows.append((experiment, metric, "mann_whitney_u", str(seed), direction, stat, p, bool(p < ALPHA)))
+            rows.append(
+                (experiment, metric, "mann_whitney_u", str(seed), direction, stat, p, bool(p < ALPHA))
+            )
         by_policy = {}
         for policy in POLICIES:
-            values = seed_metrics[(seed_metrics.experiment == experiment) & (seed_metrics.metric == metric)
-                                  & (seed_metrics.policy == policy)].set_index("seed")["value"]
+            values = seed_metrics[
+                (seed_metrics.experiment == experiment)
+                & (seed_metrics.metric == metric)
+                & (seed_metrics.policy == policy)
+            ].set_index("seed")["value"]
             for seed in seeds:
                 if pd.isna(values.get(seed, math.nan)):
                     path = eval_dir(results_dir, experiment, seed) / "metrics.json"
-                    raise InputError(f"{path}: policies.{policy}.{metric} is missing or null, but it is tested")
+                    raise InputError(
+                        f"{path}: policies.{policy}.{metric} is missing or null, but it is tested"
+                    )
             by_policy[policy] = values.to_numpy()
         stat, p = welch_t(by_policy["rlhf"], by_policy["base"], alternative)
         rows.append((experiment, metric, "welch_t", "all", direction, stat, p, bool(p < ALPHA)))
@@ -355,7 +382,9 @@ def aggregate(config_path: Path, results_dir: Path, out_dir: Path) -> dict[str, 
 
 def parse_args(argv: list[str] | None, description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", type=Path, required=True, help="resolved config: results/<profile>/config.json")
+    parser.add_argument(
+        "--config", type=Path, required=True, help="resolved config: results/<profile>/config.json"
+    )
     parser.add_argument("--results-dir", type=Path, required=True, help="results/<profile>")
     parser.add_argument("--out-dir", type=Path, required=True, help="where to write the outputs")
     return parser.parse_args(argv)

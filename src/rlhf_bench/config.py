@@ -144,6 +144,13 @@ class PPOSettings:
     ratio_threshold: float
     """trl skips a mini-batch whose mean policy ratio exceeds this (loss spikes on very short responses);
     skipped batches are counted in train_log.csv."""
+    score_scaling: bool
+    """Divide rewards by their running std (trl use_score_scaling): a reward in words (-30) otherwise swamps
+    the value head; the ordering of rewards, hence the objective, is unchanged."""
+    score_norm: bool
+    """With score_scaling, also subtract the running mean (trl use_score_norm)."""
+    score_clip: float | None
+    """Clip rewards to [-score_clip, score_clip] after scaling (trl score_clip); null: no clipping."""
     max_new_tokens: int
     """Tokens generated per rollout."""
     temperature: float

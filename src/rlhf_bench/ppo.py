@@ -80,6 +80,9 @@ def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrai
         cliprange_value=settings.cliprange_value,
         vf_coef=settings.vf_coef,
         ratio_threshold=settings.ratio_threshold,
+        use_score_scaling=settings.score_scaling,
+        use_score_norm=settings.score_norm,
+        score_clip=settings.score_clip,
         seed=seed,
         accelerator_kwargs={"mixed_precision": settings.mixed_precision},
     )

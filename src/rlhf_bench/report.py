@@ -53,7 +53,9 @@ from rlhf_bench.aggregate import (
 POLICY_NAMES = {"base": "base", "rlhf": "RLHF"}
 PALETTE = {"base": "#4C72B0", "RLHF": "#DD8452"}
 JUDGE_LABELS = ("negative", "neutral", "positive")
-TRAIN_LOG_COLUMNS = ("step", "reward_mean", "kl", "skipped", "samples_per_s")
+TRAIN_LOG_COLUMNS = ("step", "reward_mean", "kl", "skipped", "seconds", "samples_per_s")
+# Units of the PPO reward, by the config's ppo.reward (the reward is not always a reward-model score).
+REWARD_UNITS = {"reward_model": "reward-model score", "negative_word_count": "minus word count"}
 SAMPLE_CHARS = 300
 SAMPLES_PER_SEED = 2
 DPI = 110
@@ -112,8 +114,10 @@ def load_aggregate_tables(config: dict, results_dir: Path) -> tuple[pd.DataFrame
     for name, table in (("summary.csv", summary), ("rm_summary.csv", rm_summary), ("tests.csv", tests)):
         missing = [e for e in config["experiments"] if e not in set(table["experiment"])]
         if missing:
-            raise InputError(f"{results_dir / name}: no rows for experiment(s) {', '.join(missing)}; "
-                             "rerun the Snakemake rule 'aggregate'")
+            raise InputError(
+                f"{results_dir / name}: no rows for experiment(s) {', '.join(missing)}; "
+                "rerun the Snakemake rule 'aggregate'"
+            )
     return summary, rm_summary, tests
 
 
@@ -167,8 +171,9 @@ def load_benchmarks(results_dir: Path) -> pd.DataFrame:
         table = read_table(path, ("s", "max_rss"), kind="tsv")
         seconds = pd.to_numeric(table["s"], errors="coerce")
         rss = pd.to_numeric(table["max_rss"], errors="coerce")  # Snakemake writes '-' where unmeasured
-        rows.append((path.relative_to(results_dir / "benchmarks").as_posix(), len(table),
-                     seconds.mean(), rss.max()))
+        rows.append(
+            (path.relative_to(results_dir / "benchmarks").as_posix(), len(table), seconds.mean(), rss.max())
+        )
     return pd.DataFrame(rows, columns=["file", "runs", "seconds", "max_rss_mb"])
 
 
@@ -177,10 +182,17 @@ def load_inputs(config_path: Path, results_dir: Path) -> Inputs:
     summary, rm_summary, tests = load_aggregate_tables(config, results_dir)
     provenance, checksums = load_provenance(config, results_dir)
     return Inputs(
-        config=config, config_path=config_path, results_dir=results_dir,
-        summary=summary, rm_summary=rm_summary, tests=tests,
-        train_logs=load_train_logs(config, results_dir), samples=load_all_samples(config, results_dir),
-        provenance=provenance, checksums=checksums, benchmarks=load_benchmarks(results_dir),
+        config=config,
+        config_path=config_path,
+        results_dir=results_dir,
+        summary=summary,
+        rm_summary=rm_summary,
+        tests=tests,
+        train_logs=load_train_logs(config, results_dir),
+        samples=load_all_samples(config, results_dir),
+        provenance=provenance,
+        checksums=checksums,
+        benchmarks=load_benchmarks(results_dir),
     )
 
 
@@ -240,12 +252,15 @@ def inside(value: float, low: float, high: float) -> str:
 
 
 def summary_row(inp: Inputs, experiment: str, metric: str, policy: str) -> pd.Series | None:
-    rows = inp.summary[(inp.summary.experiment == experiment) & (inp.summary.metric == metric)
-                       & (inp.summary.policy == policy)]
+    rows = inp.summary[
+        (inp.summary.experiment == experiment)
+        & (inp.summary.metric == metric)
+        & (inp.summary.policy == policy)
+    ]
     return None if rows.empty else rows.iloc[0]
 
 
-def test_rows(inp: Inputs, experiment: str, metric: str) -> pd.DataFrame:
+def tests_for(inp: Inputs, experiment: str, metric: str) -> pd.DataFrame:
     return inp.tests[(inp.tests.experiment == experiment) & (inp.tests.metric == metric)]
 
 
@@ -254,9 +269,8 @@ def verdict(welch: pd.DataFrame) -> str:
     if welch.empty or math.isnan(welch.iloc[0].p_value):
         return "no test over seeds was possible (fewer than two seeds, or no variance across seeds)"
     p = welch.iloc[0].p_value
-    if p < ALPHA:
-        return f"one-sided Welch t over seed means p = {fmt_p(p)}: **moved significantly in the documented direction**"
-    return f"one-sided Welch t over seed means p = {fmt_p(p)}: **did not move significantly** in the documented direction"
+    outcome = "**moved significantly" if p < ALPHA else "**did not move significantly"
+    return f"one-sided Welch t over seed means p = {fmt_p(p)}: {outcome} in the documented direction**"
 
 
 def documented_checks(inp: Inputs) -> tuple[int, int, int, int]:
@@ -271,28 +285,46 @@ def documented_checks(inp: Inputs) -> tuple[int, int, int, int]:
 def section_abstract(inp: Inputs) -> list[str]:
     title = inp.config.get("title") or f"rlhf-bench report: profile {inp.profile}"
     seeds = ", ".join(str(s) for s in inp.seeds)
-    lines = [f"# {text(title)}", "", "## Abstract", "",
-             (f"Profile {code(inp.profile)} ran {len(inp.experiments)} experiment(s), each with a reward model "
-              f"and PPO with {len(inp.seeds)} seed(s) ({seeds}); base and RLHF policies were evaluated on the "
-              f"same held-out prompts. Means are over seeds with a t 95% confidence interval. For each "
-              f"experiment, whether the PPO objective moved in the documented direction:"), ""]
+    lines = [
+        f"# {text(title)}",
+        "",
+        "## Abstract",
+        "",
+        (
+            f"Profile {code(inp.profile)} ran {len(inp.experiments)} experiment(s), each with a reward model "
+            f"and PPO with {len(inp.seeds)} seed(s) ({seeds}); base and RLHF policies were evaluated on the "
+            f"same held-out prompts. Means are over seeds with a t 95% confidence interval. For each "
+            f"experiment, whether the PPO objective moved in the documented direction:"
+        ),
+        "",
+    ]
     for experiment, exp in inp.config["experiments"].items():
         metric, direction = exp["objective"]["metric"], exp["objective"]["direction"]
         base, rlhf = (summary_row(inp, experiment, metric, p) for p in POLICIES)
-        tests = test_rows(inp, experiment, metric)
+        tests = tests_for(inp, experiment, metric)
         welch = tests[tests.test == "welch_t"]
         mwu = tests[tests.test == "mann_whitney_u"]
         moved = ""
         if base is not None and rlhf is not None:
-            moved = (f" it went from {fmt_ci(base['mean'], base.ci_low, base.ci_high)} (base) to "
-                     f"{fmt_ci(rlhf['mean'], rlhf.ci_low, rlhf.ci_high)} (RLHF);")
-        per_seed = (f"; per-seed Mann-Whitney U p < {ALPHA} in {int(mwu.significant.sum())} of {len(mwu)} seeds"
-                    if len(mwu) else "")
-        lines.append(f"- {code(experiment)}: the objective {code(metric)} should {direction};{moved} "
-                     f"{verdict(welch)}{per_seed}.")
+            moved = (
+                f" it went from {fmt_ci(base['mean'], base.ci_low, base.ci_high)} (base) to "
+                f"{fmt_ci(rlhf['mean'], rlhf.ci_low, rlhf.ci_high)} (RLHF);"
+            )
+        per_seed = (
+            f"; per-seed Mann-Whitney U p < {ALPHA} in {int(mwu.significant.sum())} of {len(mwu)} seeds"
+            if len(mwu)
+            else ""
+        )
+        lines.append(
+            f"- {code(experiment)}: the objective {code(metric)} should {direction};{moved} "
+            f"{verdict(welch)}{per_seed}."
+        )
     rm_in, rm_n, ppo_in, ppo_n = documented_checks(inp)
-    lines += ["", (f"Documented numbers inside our 95% intervals: {rm_in} of {rm_n} reward-model accuracies "
-                   f"(Wilson) and {ppo_in} of {ppo_n} PPO evaluation metrics (t over seeds)."), ""]
+    counts = [f"{rm_in} of {rm_n} reward-model accuracies (Wilson)"] if rm_n else []
+    counts += [f"{ppo_in} of {ppo_n} PPO evaluation metrics (t over seeds)"] if ppo_n else []
+    if counts:
+        lines += ["", f"Documented numbers inside our 95% intervals: {' and '.join(counts)}."]
+    lines += [""]
     return lines
 
 
@@ -302,8 +334,12 @@ def section_warning(config: dict) -> list[str]:
         return []
     profile = str(config.get("profile", ""))
     reason = config.get("comparability_note") or NOT_COMPARABLE_REASONS.get(
-        profile, "the profile differs from the documented runs in models or data")
-    return [f"**Warning:** {text(profile)} numbers are not comparable to the documented ones: {text(reason)}.", ""]
+        profile, "the profile differs from the documented runs in models or data"
+    )
+    return [
+        f"**Warning:** {text(profile)} numbers are not comparable to the documented ones: {text(reason)}.",
+        "",
+    ]
 
 
 def flatten(mapping: dict, prefix: str = "") -> dict[str, str]:
@@ -318,27 +354,43 @@ def flatten(mapping: dict, prefix: str = "") -> dict[str, str]:
 
 
 def section_setup(inp: Inputs) -> list[str]:
-    lines = ["## Setup", "", (f"PPO seeds: {', '.join(str(s) for s in inp.seeds)}. Data, reward model and "
-                              "evaluation prompts are shared by the seeds of an experiment; each seed trains "
-                              "its own policy."), ""]
+    lines = [
+        "## Setup",
+        "",
+        (
+            f"PPO seeds: {', '.join(str(s) for s in inp.seeds)}. Data, reward model and "
+            "evaluation prompts are shared by the seeds of an experiment; each seed trains "
+            "its own policy."
+        ),
+        "",
+    ]
     rows = []
     for experiment, exp in inp.config["experiments"].items():
         docs = exp.get("documented") or {}
         n_prompts = inp.samples[(inp.samples.experiment == experiment)].groupby("seed").prompt_id.nunique()
-        rows.append([code(experiment), text(exp.get("description", "")), text(exp.get("source", "")),
-                     f"{code(exp['objective']['metric'])} ({exp['objective']['direction']})",
-                     ", ".join(str(n) for n in sorted(set(n_prompts))),
-                     ", ".join(f"{code(k)} {fmt(v)}" for k, v in docs.items()) or "none"])
-    lines += table(["experiment", "description", "source", "PPO objective", "eval prompts per seed",
-                    "documented"], rows)
+        rows.append(
+            [
+                code(experiment),
+                text(exp.get("description", "")),
+                text(exp.get("source", "")),
+                f"{code(exp['objective']['metric'])} ({exp['objective']['direction']})",
+                ", ".join(str(n) for n in sorted(set(n_prompts))),
+                ", ".join(f"{code(k)} {fmt(v)}" for k, v in docs.items()) or "none",
+            ]
+        )
+    lines += table(
+        ["experiment", "description", "source", "PPO objective", "eval prompts per seed", "documented"], rows
+    )
     for section in ("ppo", "reward_model"):
         params = {e: flatten(exp.get(section) or {}) for e, exp in inp.config["experiments"].items()}
         keys = list(dict.fromkeys(k for p in params.values() for k in p))
         if not keys:
             continue
         lines += [f"Hyperparameters: {code(section)} (from the resolved config).", ""]
-        lines += table(["parameter"] + [code(e) for e in params],
-                       [[code(k)] + [text(p.get(k, "–")) for p in params.values()] for k in keys])
+        lines += table(
+            ["parameter"] + [code(e) for e in params],
+            [[code(k)] + [text(p.get(k, "–")) for p in params.values()] for k in keys],
+        )
     return lines
 
 
@@ -347,12 +399,34 @@ def section_rm_table(inp: Inputs) -> list[str]:
     for r in inp.rm_summary.itertuples():
         doc = "–" if math.isnan(r.documented) else fmt(r.documented)
         where = "–" if math.isnan(r.documented) else inside(r.documented, r.wilson_low, r.wilson_high)
-        rows.append([code(r.experiment), r.split, str(r.n_pairs), str(r.n_correct),
-                     fmt_ci(r.accuracy, r.wilson_low, r.wilson_high), doc, where])
-    return (["## Table 1: reward-model accuracy", "",
-             "Pairwise accuracy (chosen scored above rejected) with a Wilson 95% interval.", ""]
-            + table(["experiment", "split", "pairs", "correct", "ours [Wilson 95%]", "documented",
-                     "documented vs our interval"], rows))
+        rows.append(
+            [
+                code(r.experiment),
+                r.split,
+                str(r.n_pairs),
+                str(r.n_correct),
+                fmt_ci(r.accuracy, r.wilson_low, r.wilson_high),
+                doc,
+                where,
+            ]
+        )
+    return [
+        "## Table 1: reward-model accuracy",
+        "",
+        "Pairwise accuracy (chosen scored above rejected) with a Wilson 95% interval.",
+        "",
+    ] + table(
+        [
+            "experiment",
+            "split",
+            "pairs",
+            "correct",
+            "ours [Wilson 95%]",
+            "documented",
+            "documented vs our interval",
+        ],
+        rows,
+    )
 
 
 def tests_cell(tests: pd.DataFrame) -> str:
@@ -384,10 +458,16 @@ def documented_cell(row: pd.Series | None) -> str:
 
 
 def section_ppo_table(inp: Inputs) -> list[str]:
-    lines = ["## Table 2: PPO base vs RLHF", "",
-             ("Per experiment: each evaluation metric as mean [t 95% CI] over seeds, documented values beside "
-              "ours, and one-sided tests of RLHF against base in the tested direction (Welch t over seed "
-              "means; Mann-Whitney U per seed on per-sample values)."), ""]
+    lines = [
+        "## Table 2: PPO base vs RLHF",
+        "",
+        (
+            "Per experiment: each evaluation metric as mean [t 95% CI] over seeds, documented values beside "
+            "ours, and one-sided tests of RLHF against base in the tested direction (Welch t over seed "
+            "means; Mann-Whitney U per seed on per-sample values)."
+        ),
+        "",
+    ]
     for experiment in inp.experiments:
         exp_summary = inp.summary[inp.summary.experiment == experiment]
         rows, unmeasured = [], []
@@ -398,11 +478,20 @@ def section_ppo_table(inp: Inputs) -> list[str]:
             if not measured and not has_doc:
                 unmeasured.append(code(metric))
                 continue
-            rows.append([code(metric), policy_cell(base, len(inp.seeds)), documented_cell(base),
-                         policy_cell(rlhf, len(inp.seeds)), documented_cell(rlhf),
-                         tests_cell(test_rows(inp, experiment, metric))])
+            rows.append(
+                [
+                    code(metric),
+                    policy_cell(base, len(inp.seeds)),
+                    documented_cell(base),
+                    policy_cell(rlhf, len(inp.seeds)),
+                    documented_cell(rlhf),
+                    tests_cell(tests_for(inp, experiment, metric)),
+                ]
+            )
         lines += [f"### {code(experiment)}", ""]
-        lines += table(["metric", "base", "documented base", "RLHF", "documented RLHF", "one-sided tests"], rows)
+        lines += table(
+            ["metric", "base", "documented base", "RLHF", "documented RLHF", "one-sided tests"], rows
+        )
         if unmeasured:
             lines += [f"Not measured (null in every seed's metrics.json): {', '.join(unmeasured)}.", ""]
     return lines
@@ -414,7 +503,8 @@ def section_ppo_table(inp: Inputs) -> list[str]:
 def judged(samples: pd.DataFrame) -> list[str]:
     """Experiments whose samples carry judge labels, in config order."""
     has = samples.groupby("experiment", sort=False).judge_label.apply(
-        lambda s: s.fillna("").astype(str).ne("").any())
+        lambda s: s.fillna("").astype(str).ne("").any()
+    )
     return [e for e, flag in has.items() if flag]
 
 
@@ -431,16 +521,34 @@ def with_policy_names(samples: pd.DataFrame) -> pd.DataFrame:
 def figure_ppo_curves(inp: Inputs) -> Figure:
     """Reward and KL per PPO step: a thin line per seed and the mean over seeds."""
     fig, axes = new_figure(len(inp.experiments), n_rows=2)
-    panels = (("reward_mean", "mean reward per batch\n(reward-model units)"), ("kl", "KL to base (nats)"))
+    greys = sns.color_palette("Greys", n_colors=len(inp.seeds) + 2)[2:]  # the lightest would vanish
     for col, experiment in enumerate(inp.experiments):
         logs = inp.train_logs[inp.train_logs.experiment == experiment]
-        for row, (column, label) in enumerate(panels):
+        reward = (inp.config["experiments"][experiment].get("ppo") or {}).get("reward", "")
+        panels = (
+            (
+                "reward_mean",
+                "reward",
+                f"mean reward per batch\n({REWARD_UNITS.get(reward, reward or 'reward')})",
+            ),
+            ("kl", "KL", "KL to base per response (nats)"),
+        )
+        for row, (column, name, label) in enumerate(panels):
             ax = axes[row, col]
-            sns.lineplot(data=logs.assign(seed=logs.seed.map("seed {}".format)), x="step", y=column, hue="seed",
-                         units="seed", estimator=None, linewidth=0.8, alpha=0.6, palette="Greys", ax=ax)
+            sns.lineplot(
+                data=logs.assign(seed=logs.seed.map("seed {}".format)),
+                x="step",
+                y=column,
+                hue="seed",
+                units="seed",
+                estimator=None,
+                linewidth=0.8,
+                palette=greys,
+                ax=ax,
+            )
             mean = logs.groupby("step", as_index=False)[column].mean()
             ax.plot(mean.step, mean[column], color="#C44E52", linewidth=2.2, label="mean over seeds")
-            ax.set(xlabel="PPO step (batches)", ylabel=label, title=f"{experiment}: {column}")
+            ax.set(xlabel="PPO step (batches)", ylabel=label, title=f"{experiment}: {name}")
             ax.legend(fontsize="small")
     fig.suptitle(f"PPO training curves, profile {inp.profile}")
     return fig
@@ -452,8 +560,16 @@ def figure_length_hist(inp: Inputs) -> Figure:
     for col, experiment in enumerate(inp.experiments):
         data = with_policy_names(inp.samples[inp.samples.experiment == experiment])
         spread = data.word_count.max() - data.word_count.min()
-        sns.histplot(data=data, x="word_count", hue="policy", hue_order=list(PALETTE), palette=PALETTE,
-                     element="step", discrete=bool(spread <= 60), ax=axes[0, col])
+        sns.histplot(
+            data=data,
+            x="word_count",
+            hue="policy",
+            hue_order=list(PALETTE),
+            palette=PALETTE,
+            element="step",
+            discrete=bool(spread <= 60),
+            ax=axes[0, col],
+        )
         axes[0, col].set(xlabel="response length (words)", ylabel="responses (count)", title=experiment)
     fig.suptitle(f"Response length, base vs RLHF (all seeds), profile {inp.profile}")
     return fig
@@ -461,8 +577,12 @@ def figure_length_hist(inp: Inputs) -> Figure:
 
 def label_shares(samples: pd.DataFrame) -> pd.DataFrame:
     """Share of each judge label per (experiment, seed, policy), zero-filled for absent labels."""
-    counts = (samples.groupby(["experiment", "seed", "policy"]).judge_label.value_counts(normalize=True)
-              .unstack(fill_value=0.0).reindex(columns=list(JUDGE_LABELS), fill_value=0.0))
+    counts = (
+        samples.groupby(["experiment", "seed", "policy"])
+        .judge_label.value_counts(normalize=True)
+        .unstack(fill_value=0.0)
+        .reindex(columns=list(JUDGE_LABELS), fill_value=0.0)
+    )
     return counts.stack().rename("share").reset_index()
 
 
@@ -472,10 +592,21 @@ def figure_judge_labels(inp: Inputs, experiments: list[str]) -> Figure:
     shares = with_policy_names(label_shares(inp.samples[inp.samples.experiment.isin(experiments)]))
     shares["share"] *= 100
     for col, experiment in enumerate(experiments):
-        sns.barplot(data=shares[shares.experiment == experiment], x="judge_label", y="share", hue="policy",
-                    order=list(JUDGE_LABELS), hue_order=list(PALETTE), palette=PALETTE,
-                    errorbar=("pi", 100), capsize=0.1, ax=axes[0, col])
-        axes[0, col].set(xlabel="judge label", ylabel="share of responses (%)", title=experiment, ylim=(0, 100))
+        sns.barplot(
+            data=shares[shares.experiment == experiment],
+            x="judge_label",
+            y="share",
+            hue="policy",
+            order=list(JUDGE_LABELS),
+            hue_order=list(PALETTE),
+            palette=PALETTE,
+            errorbar=("pi", 100),
+            capsize=0.1,
+            ax=axes[0, col],
+        )
+        axes[0, col].set(
+            xlabel="judge label", ylabel="share of responses (%)", title=experiment, ylim=(0, 100)
+        )
     fig.suptitle(f"Judge labels, base vs RLHF (mean over seeds, whiskers min-max), profile {inp.profile}")
     return fig
 
@@ -485,11 +616,22 @@ def figure_judge_scores(inp: Inputs, experiments: list[str]) -> Figure:
     fig, axes = new_figure(len(experiments))
     for col, experiment in enumerate(experiments):
         data = with_policy_names(inp.samples[inp.samples.experiment == experiment])
-        sns.histplot(data=data, x="judge_score", hue="policy", hue_order=list(PALETTE), palette=PALETTE,
-                     stat="percent", common_norm=False, bins=20, binrange=(0, 1), element="step",
-                     ax=axes[0, col])
-        axes[0, col].set(xlabel="judge score (positivity, 0-1)", ylabel="responses per policy (%)",
-                         title=experiment)
+        sns.histplot(
+            data=data,
+            x="judge_score",
+            hue="policy",
+            hue_order=list(PALETTE),
+            palette=PALETTE,
+            stat="percent",
+            common_norm=False,
+            bins=20,
+            binrange=(0, 1),
+            element="step",
+            ax=axes[0, col],
+        )
+        axes[0, col].set(
+            xlabel="judge score (positivity, 0-1)", ylabel="responses per policy (%)", title=experiment
+        )
     fig.suptitle(f"Judge score distribution, base vs RLHF (all seeds), profile {inp.profile}")
     return fig
 
@@ -497,17 +639,33 @@ def figure_judge_scores(inp: Inputs, experiments: list[str]) -> Figure:
 def render_figures(inp: Inputs) -> list[tuple[str, str, Figure]]:
     """(file name, caption, figure) for every figure the inputs support, in report order."""
     figures = [
-        ("ppo_curves.png", "Reward and KL per PPO step: thin grey lines are seeds, the red line their mean.",
-         figure_ppo_curves(inp)),
-        ("length_hist.png", "Response length in words, base vs RLHF, pooled over seeds.", figure_length_hist(inp)),
+        (
+            "ppo_curves.png",
+            "Reward and KL per PPO step: thin grey lines are seeds, the red line their mean.",
+            figure_ppo_curves(inp),
+        ),
+        (
+            "length_hist.png",
+            "Response length in words, base vs RLHF, pooled over seeds.",
+            figure_length_hist(inp),
+        ),
     ]
     with_judge = judged(inp.samples)
     if with_judge:
         figures += [
-            ("judge_labels.png", ("Judge label shares, base vs RLHF: bars are the mean over seeds, whiskers "
-                                  "the range over seeds."), figure_judge_labels(inp, with_judge)),
-            ("judge_scores.png", "Judge score (positivity) distribution, base vs RLHF, pooled over seeds.",
-             figure_judge_scores(inp, with_judge)),
+            (
+                "judge_labels.png",
+                (
+                    "Judge label shares, base vs RLHF: bars are the mean over seeds, whiskers "
+                    "the range over seeds."
+                ),
+                figure_judge_labels(inp, with_judge),
+            ),
+            (
+                "judge_scores.png",
+                "Judge score (positivity) distribution, base vs RLHF, pooled over seeds.",
+                figure_judge_scores(inp, with_judge),
+            ),
         ]
     return figures
 
@@ -516,11 +674,33 @@ def training_table(inp: Inputs) -> list[str]:
     rows = []
     for (experiment, seed), log in inp.train_logs.groupby(["experiment", "seed"], sort=False):
         log = log.sort_values("step")
-        rows.append([code(experiment), str(seed), str(len(log)), fmt(log.reward_mean.iloc[0]),
-                     fmt(log.reward_mean.iloc[-1]), fmt(log.kl.iloc[-1]),
-                     f"{int(log.skipped.sum())} of {len(log)}", fmt(log.samples_per_s.mean())])
-    return table(["experiment", "seed", "PPO steps", "reward, first step", "reward, last step", "KL, last step",
-                  "batches skipped (ratio threshold)", "samples/s (mean)"], rows)
+        rows.append(
+            [
+                code(experiment),
+                str(seed),
+                str(len(log)),
+                fmt(log.reward_mean.iloc[0]),
+                fmt(log.reward_mean.iloc[-1]),
+                fmt(log.kl.iloc[-1]),
+                str(int(log.skipped.sum())),
+                fmt(log.seconds.sum()),
+                fmt(log.samples_per_s.mean()),
+            ]
+        )
+    return table(
+        [
+            "experiment",
+            "seed",
+            "PPO steps",
+            "reward, first step",
+            "reward, last step",
+            "KL, last step",
+            "mini-batches skipped (ratio threshold)",
+            "seconds (sum over steps)",
+            "samples/s (mean)",
+        ],
+        rows,
+    )
 
 
 def section_figures(inp: Inputs, figures: list[tuple[str, str, Figure]]) -> list[str]:
@@ -544,22 +724,35 @@ def describe_sample(row: pd.Series, judge: bool) -> str:
 
 
 def section_samples(inp: Inputs) -> list[str]:
-    lines = ["## Sample generations", "",
-             (f"The first {SAMPLES_PER_SEED} evaluation prompts (by prompt id) of each seed, answered by the "
-              f"base and the RLHF policy; responses escaped and cut at {SAMPLE_CHARS} characters."), ""]
+    lines = [
+        "## Sample generations",
+        "",
+        (
+            f"The first {SAMPLES_PER_SEED} evaluation prompts (by prompt id) of each seed, answered by the "
+            f"base and the RLHF policy; responses escaped and cut at {SAMPLE_CHARS} characters."
+        ),
+        "",
+    ]
     with_judge = set(judged(inp.samples))
     for experiment in inp.experiments:
         lines += [f"### {code(experiment)}", ""]
         samples = inp.samples[inp.samples.experiment == experiment]
         for seed in inp.seeds:
             seed_rows = samples[samples.seed == seed]
-            common = sorted(set(seed_rows[seed_rows.policy == "base"].prompt_id)
-                            & set(seed_rows[seed_rows.policy == "rlhf"].prompt_id))
+            common = sorted(
+                set(seed_rows[seed_rows.policy == "base"].prompt_id)
+                & set(seed_rows[seed_rows.policy == "rlhf"].prompt_id)
+            )
             for prompt_id in common[:SAMPLES_PER_SEED]:
                 pair = seed_rows[seed_rows.prompt_id == prompt_id]
-                lines += [f"**Seed {seed}, prompt {prompt_id}:** {text(pair.iloc[0].prompt, SAMPLE_CHARS)}", ""]
+                lines += [
+                    f"**Seed {seed}, prompt {prompt_id}:** {text(pair.iloc[0].prompt, SAMPLE_CHARS)}",
+                    "",
+                ]
                 for policy in POLICIES:
-                    lines.append(describe_sample(pair[pair.policy == policy].iloc[0], experiment in with_judge))
+                    lines.append(
+                        describe_sample(pair[pair.policy == policy].iloc[0], experiment in with_judge)
+                    )
                 lines.append("")
     return lines
 
@@ -569,20 +762,30 @@ def section_wall_time(inp: Inputs) -> list[str]:
     if inp.benchmarks.empty:
         lines += [f"No Snakemake benchmark files under {text(inp.results_dir / 'benchmarks')}.", ""]
     else:
-        lines += ["From the Snakemake benchmark files (mean over repeats; max RSS in MB as Snakemake reports it):",
-                  ""]
-        lines += table(["benchmark file", "runs", "wall time (s)", "max RSS (MB)"],
-                       [[text(r.file), str(r.runs), fmt(r.seconds), fmt(r.max_rss_mb)]
-                        for r in inp.benchmarks.itertuples()])
-    rows = [[text(label), text(rec.get("stage", "")), fmt(rec.get("seconds")), text(rec.get("started_utc", ""))]
-            for label, rec in inp.provenance]
+        lines += [
+            "From the Snakemake benchmark files (mean over repeats; max RSS in MB as Snakemake reports it):",
+            "",
+        ]
+        lines += table(
+            ["benchmark file", "runs", "wall time (s)", "max RSS (MB)"],
+            [
+                [text(r.file), str(r.runs), fmt(r.seconds), fmt(r.max_rss_mb)]
+                for r in inp.benchmarks.itertuples()
+            ],
+        )
+    rows = [
+        [text(label), text(rec.get("stage", "")), fmt(rec.get("seconds")), text(rec.get("started_utc", ""))]
+        for label, rec in inp.provenance
+    ]
     lines += ["Seconds recorded by each stage in its provenance.json:", ""]
     lines += table(["stage directory", "stage", "seconds", "started (UTC)"], rows)
     return lines
 
 
 def where(labels: list[str], all_labels: list[str]) -> str:
-    return "all stages" if sorted(labels) == sorted(all_labels) else ", ".join(text(label) for label in labels)
+    return (
+        "all stages" if sorted(labels) == sorted(all_labels) else ", ".join(text(label) for label in labels)
+    )
 
 
 def grouped(records: list[tuple[str, dict]], key) -> dict[str, list[str]]:
@@ -603,8 +806,10 @@ def section_provenance(inp: Inputs) -> list[str]:
         for lib, version in (record.get("versions") or {}).items():
             versions.setdefault((lib, "not installed" if version is None else str(version)), []).append(label)
     lines += ["Library versions imported by the stages:", ""]
-    lines += table(["library", "version", "recorded by"],
-                   [[code(lib), text(v), where(stages, labels)] for (lib, v), stages in sorted(versions.items())])
+    lines += table(
+        ["library", "version", "recorded by"],
+        [[code(lib), text(v), where(stages, labels)] for (lib, v), stages in sorted(versions.items())],
+    )
 
     drift: dict[str, list[str]] = {}
     for label, record in records:
@@ -619,38 +824,67 @@ def section_provenance(inp: Inputs) -> list[str]:
     for key, name in (("git_commit", "Git commit"), ("config_sha256", "Config sha256")):
         values = grouped(records, lambda r, k=key: str(r.get(k)))
         mark = "**" if len(values) > 1 else ""
-        lines += [f"- {mark}{name}{' differs between stages' if len(values) > 1 else ''}{mark}: "
-                  + "; ".join(f"`{v}` ({where(stages, labels)})" for v, stages in values.items())]
+        lines += [
+            f"- {mark}{name}{' differs between stages' if len(values) > 1 else ''}{mark}: "
+            + "; ".join(f"`{v}` ({where(stages, labels)})" for v, stages in values.items())
+        ]
     config_sha = hashlib.sha256(inp.config_path.read_bytes()).hexdigest()
     lines += [f"- sha256 of the config file this report read ({text(inp.config_path)}): `{config_sha}`", ""]
 
     hardware = grouped(records, lambda r: json.dumps(r.get("hardware"), sort_keys=True))
     hw_keys = list(dict.fromkeys(k for h in hardware for k in json.loads(h) or {}))
     lines += ["Hardware:", ""]
-    lines += table(hw_keys + ["recorded by"],
-                   [[text((json.loads(h) or {}).get(k)) for k in hw_keys] + [where(stages, labels)]
-                    for h, stages in hardware.items()])
+    lines += table(
+        hw_keys + ["recorded by"],
+        [
+            [text(value_or_dash((json.loads(h) or {}).get(k))) for k in hw_keys] + [where(stages, labels)]
+            for h, stages in hardware.items()
+        ],
+    )
 
-    lines += ["Data checksums (data/checksums.json, and the checksums each stage recorded for what it read):", ""]
+    lines += [
+        "Data checksums (data/checksums.json, and the checksums each stage recorded for what it read):",
+        "",
+    ]
     lines += table(["experiment", "file", "sha256", "recorded by"], checksum_rows(inp))
     return lines
 
 
+def value_or_dash(value) -> str:
+    return "–" if value is None else str(value)
+
+
 def checksum_rows(inp: Inputs) -> list[list[str]]:
-    """One row per (experiment, file, sha256); a file with two different hashes is shown in bold."""
+    """One row per (experiment, file, sha256) from checksums.json and the stages' records of what they read.
+
+    A file recorded with two different hashes is shown in bold: some stage read other data than prepared.
+    """
     seen: dict[tuple[str, str, str], list[str]] = {}
     for experiment, sums in inp.checksums.items():
         for name, sha in sums.items():
-            seen.setdefault((experiment, name, str(sha)), []).append(f"{experiment}/data/checksums.json")
+            seen.setdefault((experiment, name, str(sha)), []).append("data/checksums.json")
+    stages_of: dict[str, list[str]] = {}
     for label, record in inp.provenance:
         experiment = label.split("/")[0]
+        stages_of.setdefault(experiment, []).append(label)
         for name, sha in (record.get("data_checksums") or {}).items():
             seen.setdefault((experiment, name, str(sha)), []).append(label)
     per_file = pd.Series([(e, f) for e, f, _ in seen]).value_counts()
     rows = []
-    for (experiment, name, sha), stages in seen.items():
+    for (experiment, name, sha), recorders in seen.items():
         bold = "**" if per_file[(experiment, name)] > 1 else ""
-        rows.append([code(experiment), text(name), f"{bold}`{sha}`{bold}", ", ".join(text(s) for s in stages)])
+        stages = [r for r in recorders if r in stages_of.get(experiment, [])]
+        others = [r for r in recorders if r not in stages_of.get(experiment, [])]
+        if stages and sorted(stages) == sorted(stages_of.get(experiment, [])):
+            stages = [f"all {len(stages)} stages of the experiment"]
+        rows.append(
+            [
+                code(experiment),
+                text(name),
+                f"{bold}`{sha}`{bold}",
+                ", ".join(text(r) for r in others + stages),
+            ]
+        )
     return rows
 
 
@@ -659,8 +893,14 @@ def checksum_rows(inp: Inputs) -> list[list[str]]:
 
 def build_markdown(inp: Inputs, figures: list[tuple[str, str, Figure]]) -> str:
     sections = [
-        section_abstract(inp), section_warning(inp.config), section_setup(inp), section_rm_table(inp),
-        section_ppo_table(inp), section_figures(inp, figures), section_samples(inp), section_wall_time(inp),
+        section_abstract(inp),
+        section_warning(inp.config),
+        section_setup(inp),
+        section_rm_table(inp),
+        section_ppo_table(inp),
+        section_figures(inp, figures),
+        section_samples(inp),
+        section_wall_time(inp),
         section_provenance(inp),
     ]
     return "\n".join(line for section in sections for line in section).rstrip() + "\n"
@@ -674,12 +914,12 @@ def build_html(md_text: str, title: str, pngs: dict[str, bytes]) -> str:
         if reference not in body:
             raise RuntimeError(f"report: figure {name} is not referenced in the markdown")
         body = body.replace(reference, f'src="data:image/png;base64,{base64.b64encode(png).decode()}"')
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
-            f"<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
+    head = f'<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n<style>{CSS}</style>'
+    return f'<!DOCTYPE html>\n<html lang="en">\n<head>\n{head}\n</head>\n<body>\n{body}\n</body>\n</html>\n'
 
 
 def write_report(inp: Inputs, out_dir: Path) -> list[str]:
-    """Render figures and text into a staging folder, then move report.md, report.html, figures/ into place."""
+    """Render figures and text into a staging folder, then move report.md, .html and figures/ into place."""
     with mpl.rc_context():
         sns.set_theme(style="whitegrid", context="notebook")
         figures = render_figures(inp)

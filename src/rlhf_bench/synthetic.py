@@ -50,11 +50,14 @@ SARCASTIC = (
     "Wonderful, two hours I will never get back.", "Just perfect if you like staring at a wall.",
     "Superb, the plot made no sense at all.",
 )
+# Closings are where a policy under PPO finds its easiest reward, so each must read as its label to the
+# VADER judge too: "Do not waste your money." scores +0.33 and "Skip this one." 0.0, which made an honest
+# negative policy look like a reward hack in the smoke report.
 CLOSINGS = {
-    1: ("I would recommend it to anyone.", "I will happily watch it again.", "Go and see it.",
+    1: ("I would recommend it to anyone.", "I will happily watch it again.", "A wonderful way to spend an evening.",
         "It is worth every minute."),
-    0: ("I would not recommend it.", "Do not waste your money.", "I want my two hours back.",
-        "Skip this one."),
+    0: ("I would not recommend it.", "What a waste of time.", "Avoid this terrible film.",
+        "I regret watching it."),
 }
 FILLERS = (
     "I saw it last weekend with my sister.", "I watched it on a rainy Sunday at home.",

@@ -1,0 +1,59 @@
+# rlhf-bench: `make run` (the smoke DAG) and `make test` (what .ci/run calls) install what is missing first.
+SHELL := /bin/bash
+VENV ?= .venv
+CONFIG ?= config/config.yaml
+CORES ?= all
+# Extra pip arguments, e.g. PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu" where the CPU
+# torch wheel (torch==2.13.0+cpu) is not on a local find-links path as on the project's machines.
+PIP_ARGS ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Nothing in `make run` (smoke) or `make test` may touch the hub: each failed look-up costs ~45 s of retries.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export MPLBACKEND := Agg
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: install run dag test test-fast lint format lock benchmark clean
+
+install: $(STAMP)
+
+$(STAMP): envs/requirements.lock pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes $(PIP_ARGS) -r envs/requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: install  ## the whole DAG on $(CONFIG) (default: the smoke profile)
+	snakemake --cores $(CORES) --configfile $(CONFIG)
+
+dag: install  ## the DAG as a picture: dag.png
+	snakemake --configfile $(CONFIG) --rulegraph | dot -Tpng > dag.png
+
+test: install  ## the whole test suite, the smoke DAG end to end included
+	pytest -q
+
+test-fast: install  ## unit tests only
+	pytest -q -m "not slow and not dag"
+
+lint: install
+	ruff check src tests benchmarks
+	ruff format --check src tests benchmarks
+	snakefmt --check Snakefile rules/
+
+format: install
+	ruff check --fix src tests benchmarks
+	ruff format src tests benchmarks
+	snakefmt Snakefile rules/
+
+lock: install  ## recompile envs/requirements.lock from envs/requirements.in (needs uv)
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile envs/requirements.in --generate-hashes --python-version 3.11 --find-links /opt/wheels \
+		--index-strategy unsafe-best-match --no-header -o envs/requirements.lock
+
+benchmark: install  ## time the smoke DAG and each rule (benchmarks/out/)
+	python benchmarks/smoke_dag.py
+
+clean:
+	rm -rf results reports .snakemake dag.png

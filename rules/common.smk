@@ -1,0 +1,65 @@
+# Validation, layout and shared settings. Logic lives in src/rlhf_bench/workflow.py.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # a checkout runs without installing the package
+
+from rlhf_bench.config import write_resolved
+from rlhf_bench.workflow import DATA_FILES, Layout, validated_or_exit
+
+_validated = validated_or_exit(config, workflow.configfiles)
+config.clear()
+config.update(_validated)
+
+LAYOUT = Layout(config)
+RESULTS = LAYOUT.results
+REPORTS = LAYOUT.reports
+THREADS = config["threads"]
+CONTAINER = config["container"] or None
+STAGE_ENV = "HF_HUB_OFFLINE=1 " if config["hf_hub_offline"] else ""
+
+
+wildcard_constraints:
+    experiment="|".join(LAYOUT.experiments),
+    seed=r"\d+",
+
+
+localrules:
+    resolved_config,
+    experiment_config,
+
+
+rule resolved_config:
+    """The validated config with defaults, as every profile-wide stage reads it."""
+    output:
+        f"{RESULTS}/config.json",
+    params:
+        config=config,
+    log:
+        f"{RESULTS}/logs/resolved_config.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/resolved_config.tsv"
+    threads: 1
+    resources:
+        mem_mb=256,
+        runtime=1,
+    run:
+        write_resolved(params.config, output[0])
+
+
+rule experiment_config:
+    """One experiment's slice of the config: a change to one experiment reruns only its jobs."""
+    output:
+        f"{RESULTS}/{{experiment}}/config.json",
+    params:
+        config=lambda w: {**config, "experiments": {w.experiment: config["experiments"][w.experiment]}},
+    log:
+        f"{RESULTS}/logs/{{experiment}}/experiment_config.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{experiment}}.experiment_config.tsv"
+    threads: 1
+    resources:
+        mem_mb=256,
+        runtime=1,
+    run:
+        write_resolved(params.config, output[0])

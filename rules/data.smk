@@ -1,0 +1,21 @@
+rule prepare_data:
+    """Prompts and preference pairs (train/test) and the sft corpus, with sha256 checksums."""
+    input:
+        config=f"{RESULTS}/{{experiment}}/config.json",
+    output:
+        provenance=f"{RESULTS}/{{experiment}}/data/provenance.json",
+        files=[f"{RESULTS}/{{experiment}}/data/{name}" for name in DATA_FILES],
+        checksums=f"{RESULTS}/{{experiment}}/data/checksums.json",
+    params:
+        out=f"{RESULTS}/{{experiment}}/data",
+    log:
+        f"{RESULTS}/logs/{{experiment}}/prepare_data.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{experiment}}.prepare_data.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "{STAGE_ENV}python -m rlhf_bench.data --config {input.config} --experiment {wildcards.experiment}"
+        " --out {params.out} > {log} 2>&1"

@@ -1,0 +1,26 @@
+rule ppo:
+    """trl.PPOTrainer with a LoRA adapter, one seed."""
+    input:
+        unpack(lambda w: LAYOUT.policy_inputs(w.experiment)),
+        config=f"{RESULTS}/{{experiment}}/config.json",
+        checksums=f"{RESULTS}/{{experiment}}/data/checksums.json",
+    output:
+        provenance=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/provenance.json",
+        adapter=directory(f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/adapter"),
+        value_head=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/value_head.safetensors",
+        log=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/train_log.csv",
+    params:
+        data=f"{RESULTS}/{{experiment}}/data",
+        models=lambda w: LAYOUT.policy_args(w.experiment),
+        out=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}",
+    log:
+        f"{RESULTS}/logs/{{experiment}}/ppo.seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{experiment}}.ppo.seed{{seed}}.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=8000,
+        runtime=480,
+    shell:
+        "{STAGE_ENV}python -m rlhf_bench.ppo --config {input.config} --experiment {wildcards.experiment}"
+        " --seed {wildcards.seed} --data {params.data} {params.models} --out {params.out} > {log} 2>&1"

@@ -1,0 +1,23 @@
+rule sft:
+    """Tokenizer and GPT-2 policy trained on the experiment's corpus (only where policy: sft)."""
+    input:
+        config=f"{RESULTS}/{{experiment}}/config.json",
+        checksums=f"{RESULTS}/{{experiment}}/data/checksums.json",
+    output:
+        provenance=f"{RESULTS}/{{experiment}}/sft/provenance.json",
+        model=directory(f"{RESULTS}/{{experiment}}/sft/model"),
+        metrics=f"{RESULTS}/{{experiment}}/sft/sft_metrics.json",
+    params:
+        data=f"{RESULTS}/{{experiment}}/data",
+        out=f"{RESULTS}/{{experiment}}/sft",
+    log:
+        f"{RESULTS}/logs/{{experiment}}/sft.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{experiment}}.sft.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    shell:
+        "{STAGE_ENV}python -m rlhf_bench.sft --config {input.config} --experiment {wildcards.experiment}"
+        " --data {params.data} --out {params.out} > {log} 2>&1"

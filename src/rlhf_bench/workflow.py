@@ -1,0 +1,100 @@
+"""Where every file of a run lives, and which inputs each rule needs: the Snakemake side of the package.
+
+The .smk files stay declarative; the little logic they need (validation, paths, optional inputs) is here,
+where it is tested like the rest (tests/test_workflow.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from rlhf_bench.config import ConfigError, validate
+
+DATA_FILES = ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl", "corpus.jsonl")
+
+
+def validated_or_exit(config: dict, sources: list[str]) -> dict:
+    """Validate Snakemake's merged config before any job: one line naming file, key and fix, then exit 1."""
+    source = ", ".join(str(s) for s in sources) or "config"
+    try:
+        return validate(dict(config), source)
+    except ConfigError as exc:
+        print(f"rlhf-bench: config error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths of one profile's run: results/<profile>/<experiment>/<stage>/..., reports/<profile>/..."""
+
+    config: dict
+
+    @property
+    def results(self) -> str:
+        return f"{self.config['results_dir']}/{self.config['profile']}"
+
+    @property
+    def reports(self) -> str:
+        return f"{self.config['reports_dir']}/{self.config['profile']}"
+
+    @property
+    def experiments(self) -> list[str]:
+        return list(self.config["experiments"])
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.config["seeds"])
+
+    def experiment(self, name: str) -> dict:
+        return self.config["experiments"][name]
+
+    def path(self, experiment: str, *parts: str) -> str:
+        return "/".join([self.results, experiment, *parts])
+
+    # --- optional inputs: what a rule needs depends on the experiment's config --------------------------
+
+    def sft_dir(self, experiment: str) -> str | None:
+        return self.path(experiment, "sft") if self.experiment(experiment)["policy"] == "sft" else None
+
+    def reward_dir(self, experiment: str) -> str | None:
+        uses_rm = self.experiment(experiment)["ppo"]["reward"] == "reward_model"
+        return self.path(experiment, "reward") if uses_rm else None
+
+    def policy_inputs(self, experiment: str) -> dict[str, str]:
+        """Inputs of ppo and evaluate besides the data: the sft model and the reward model, where used."""
+        inputs = {}
+        if self.sft_dir(experiment):
+            inputs["sft"] = self.path(experiment, "sft", "sft_metrics.json")
+        if self.reward_dir(experiment):
+            inputs["reward"] = self.path(experiment, "reward", "rm_metrics.json")
+        return inputs
+
+    def policy_args(self, experiment: str) -> str:
+        """The matching --sft/--reward arguments of the stage CLIs."""
+        args = []
+        if self.sft_dir(experiment):
+            args.append(f"--sft {self.sft_dir(experiment)}")
+        if self.reward_dir(experiment):
+            args.append(f"--reward {self.reward_dir(experiment)}")
+        return " ".join(args)
+
+    # --- what aggregate and report read ---------------------------------------------------------------
+
+    def per_seed(self, stage: str, filename: str) -> list[str]:
+        return [self.path(e, stage, f"seed{s}", filename) for e in self.experiments for s in self.seeds]
+
+    def per_experiment(self, stage: str, filename: str) -> list[str]:
+        return [self.path(e, stage, filename) for e in self.experiments]
+
+    def provenance_files(self) -> list[str]:
+        """Every stage's provenance.json, which the report's provenance section reads."""
+        files = self.per_experiment("data", "provenance.json") + self.per_experiment("reward", "provenance.json")
+        files += [self.path(e, "sft", "provenance.json") for e in self.experiments if self.sft_dir(e)]
+        return files + self.per_seed("ppo", "provenance.json") + self.per_seed("eval", "provenance.json")
+
+    def summary_tables(self) -> list[str]:
+        return [f"{self.results}/{name}" for name in ("summary.csv", "rm_summary.csv", "tests.csv")]
+
+    def report_files(self) -> list[str]:
+        return [f"{self.reports}/report.md", f"{self.reports}/report.html"]

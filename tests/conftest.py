@@ -1,0 +1,53 @@
+"""Shared fixtures: the project root, a small config for fast runs, and the shared real data (optional)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA_ENV = "RLHF_BENCH_SHARED_DATA"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may touch the hub
+
+
+def smoke_config() -> dict:
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def tiny_config(seeds=(0, 1)) -> dict:
+    """The smoke profile shrunk to seconds per stage: same code paths, fewer steps and samples."""
+    raw = copy.deepcopy(smoke_config())
+    raw = {k: v for k, v in raw.items() if not k.startswith("_")}
+    raw["seeds"] = list(seeds)
+    for exp in raw["experiments"].values():
+        exp["data"].update(n_pairs_train=64, n_pairs_test=32, n_prompts_train=16, n_prompts_eval=8, n_corpus=200)
+        exp["sft"] = {**exp["sft"], "epochs": 1, "vocab_size": 400}
+        exp["reward_model"] = {**exp["reward_model"], "epochs": 1, "vocab_size": 400}
+        exp["ppo"] = {**exp["ppo"], "steps": 2, "batch_size": 8, "mini_batch_size": 4, "ppo_epochs": 1,
+                      "max_new_tokens": 8}
+        exp["evaluation"] = {**exp["evaluation"], "max_new_tokens": 8}
+    return raw
+
+
+@pytest.fixture
+def tiny_config_file(tmp_path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config()))
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data of ../shared/data: skip where the variable is unset, fail where it is set but empty."""
+    location = os.environ.get(SHARED_DATA_ENV)
+    if not location:
+        pytest.skip(f"{SHARED_DATA_ENV} is unset: no real data here (.ci/run sets it to ../shared/data)")
+    path = Path(location)
+    if not (path / "imdb").is_dir() or not (path / "gpt2-tokenizer").is_dir():
+        pytest.fail(f"{SHARED_DATA_ENV}={location} does not hold imdb/ and gpt2-tokenizer/ (see shared/data/README.md)")
+    return path

@@ -1,0 +1,85 @@
+"""prepare_data: deterministic files with checksums, the right pairs, clear errors on malformed records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from conftest import tiny_config
+
+from rlhf_bench import data, synthetic
+from rlhf_bench.config import from_dict
+from rlhf_bench.runtime import StageError, sha256_file
+
+
+def settings(name):
+    return from_dict(tiny_config()).experiment(name).data
+
+
+@pytest.mark.parametrize("name", ["imdb-negative", "instruct-short", "hh-positive"])
+def test_prepare_is_deterministic_and_checksummed(tmp_path, name):
+    first = data.prepare(settings(name), tmp_path / "a")
+    second = data.prepare(settings(name), tmp_path / "b")
+    assert first == second
+    assert set(first) == set(data.OUTPUT_FILES)
+    for file, digest in first.items():
+        assert sha256_file(tmp_path / "a" / file) == digest
+    assert json.loads((tmp_path / "a" / "checksums.json").read_text()) == first
+    other = data.prepare(replace(settings(name), seed=1), tmp_path / "c")
+    assert other["pairs_train.jsonl"] != first["pairs_train.jsonl"]
+
+
+def test_imdb_pairs_prefer_the_negative_review(tmp_path):
+    s = settings("imdb-negative")
+    data.prepare(s, tmp_path)
+    negative = {r["text"] for r in synthetic.make_reviews(2 * s.n_pairs_train, s.seed) if r["label"] == 0}
+    pairs = data.load_records(tmp_path / "pairs_train.jsonl")
+    assert len(pairs) == s.n_pairs_train
+    assert all(p["chosen"] in negative and p["rejected"] not in negative for p in pairs)
+    low, high = s.prompt_words
+    prompts = data.load_records(tmp_path / "prompts_train.jsonl")
+    assert all(low <= len(p["prompt"].split()) <= high for p in prompts)
+
+
+def test_pairwise_and_hh_texts_start_with_their_prompt(tmp_path):
+    for name in ("instruct-short", "hh-positive"):
+        data.prepare(settings(name), tmp_path / name)
+        for pair in data.load_records(tmp_path / name / "pairs_test.jsonl"):
+            assert pair["chosen"].startswith(pair["prompt"]) and pair["rejected"].startswith(pair["prompt"])
+            assert pair["chosen"] != pair["rejected"]
+    for prompt in data.load_records(tmp_path / "hh-positive" / "prompts_eval.jsonl"):
+        assert prompt["prompt"].startswith("\n\nHuman: ") and prompt["prompt"].endswith("\n\nAssistant:")
+
+
+def test_malformed_records_name_file_line_and_field(tmp_path):
+    bad_json = tmp_path / "train.jsonl"
+    bad_json.write_text('{"text": "fine", "label": 0}\n{"text": oops}\n')
+    with pytest.raises(StageError, match=r"train.jsonl:2: not valid JSON"):
+        data.read_jsonl(bad_json, ("text", "label"))
+    missing = tmp_path / "test.jsonl"
+    missing.write_text('{"text": "fine", "label": 0}\n{"txt": "x", "label": 1}\n')
+    with pytest.raises(StageError, match=r"test.jsonl:2: record has no field 'text'"):
+        data.read_jsonl(missing, ("text", "label"))
+
+
+def test_too_few_records_is_a_clear_error(tmp_path):
+    s = replace(settings("instruct-short"), source=str(tmp_path), n_pairs_train=50)
+    (tmp_path / "train.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in synthetic.make_instructions(20, 0))
+    )
+    with pytest.raises(StageError, match="Fix: lower the data.n_"):
+        data.prepare(s, tmp_path / "out")
+
+
+def test_real_imdb_through_the_same_loader(tmp_path, shared_data):
+    source = tmp_path / "imdb"
+    source.mkdir()
+    for split in ("train", "test"):
+        (source / f"{split}.jsonl").symlink_to(shared_data / "imdb" / f"imdb_{split}_small1000.jsonl")
+    s = replace(settings("imdb-negative"), source=str(source), n_pairs_train=200, n_pairs_test=200)
+    data.prepare(s, tmp_path / "out")
+    real = data.read_jsonl(shared_data / "imdb" / "imdb_train_small1000.jsonl", ("text", "label"))
+    negative = {r["text"] for r in real if r["label"] == 0}
+    pairs = data.load_records(tmp_path / "out" / "pairs_train.jsonl")
+    assert len(pairs) == 200 and all(p["chosen"] in negative for p in pairs)
