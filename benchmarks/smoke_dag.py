@@ -34,8 +34,21 @@ def main(argv=None) -> int:
     workdir = Path(args.keep or tempfile.mkdtemp(prefix="rlhf-bench-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-               "--configfile", str(Path(args.config).resolve()), "--cores", args.cores, "--quiet", "all"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(Path(args.config).resolve()),
+        "--cores",
+        args.cores,
+        "--quiet",
+        "all",
+    ]
     started = time.time()
     result = subprocess.run(command, cwd=ROOT, env=env)
     wall = time.time() - started
@@ -46,19 +59,32 @@ def main(argv=None) -> int:
     rows = []
     for tsv in sorted(workdir.glob("results/*/benchmarks/*.tsv")):
         bench = pd.read_csv(tsv, sep="\t")
-        rows.append({"job": tsv.stem, "rule": tsv.stem.split(".")[1] if "." in tsv.stem else tsv.stem,
-                     "seconds": float(bench["s"].iloc[0]), "max_rss_mb": float(bench["max_rss"].iloc[0])})
+        rows.append(
+            {
+                "job": tsv.stem,
+                "rule": tsv.stem.split(".")[1] if "." in tsv.stem else tsv.stem,
+                "seconds": float(bench["s"].iloc[0]),
+                "max_rss_mb": float(bench["max_rss"].iloc[0]),
+            }
+        )
     jobs = pd.DataFrame(rows)
-    per_rule = jobs.groupby("rule").agg(jobs=("job", "count"), seconds_total=("seconds", "sum"),
-                                        seconds_max=("seconds", "max"), max_rss_mb=("max_rss_mb", "max"))
+    per_rule = jobs.groupby("rule").agg(
+        jobs=("job", "count"),
+        seconds_total=("seconds", "sum"),
+        seconds_max=("seconds", "max"),
+        max_rss_mb=("max_rss_mb", "max"),
+    )
     pd.set_option("display.width", 120)
     print(per_rule.sort_values("seconds_total", ascending=False).round(1).to_string())
-    print(f"\nwall time of the DAG: {wall:.1f} s (target <= {TARGET_SECONDS} s) on {os.cpu_count()} cores;"
-          f" sum of job times {jobs.seconds.sum():.1f} s; peak job memory {jobs.max_rss_mb.max():.0f} MB")
+    print(
+        f"\nwall time of the DAG: {wall:.1f} s (target <= {TARGET_SECONDS} s) on {os.cpu_count()} cores;"
+        f" sum of job times {jobs.seconds.sum():.1f} s; peak job memory {jobs.max_rss_mb.max():.0f} MB"
+    )
     out = ROOT / "benchmarks" / "out"
     out.mkdir(exist_ok=True)
-    (out / "smoke_dag.json").write_text(json.dumps(
-        {"wall_seconds": wall, "cores": os.cpu_count(), "jobs": rows}, indent=2) + "\n")
+    (out / "smoke_dag.json").write_text(
+        json.dumps({"wall_seconds": wall, "cores": os.cpu_count(), "jobs": rows}, indent=2) + "\n"
+    )
     return 0 if wall <= TARGET_SECONDS else 1
 
 

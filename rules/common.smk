@@ -1,8 +1,11 @@
 # Validation, layout and shared settings. Logic lives in src/rlhf_bench/workflow.py.
+import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # a checkout runs without installing the package
+sys.path.insert(
+    0, str(Path(workflow.basedir) / "src")
+)  # a checkout runs without installing the package
 
 from rlhf_bench.config import write_resolved
 from rlhf_bench.workflow import DATA_FILES, Layout, validated_or_exit
@@ -16,7 +19,10 @@ RESULTS = LAYOUT.results
 REPORTS = LAYOUT.reports
 THREADS = config["threads"]
 CONTAINER = config["container"] or None
-STAGE_ENV = "HF_HUB_OFFLINE=1 " if config["hf_hub_offline"] else ""
+STAGE_ENV = (
+    "HF_HUB_OFFLINE=1 " if config["hf_hub_offline"] else ""
+)  # before any hub import
+CONDA_ENV = "../envs/rlhf-bench.yaml"
 
 
 wildcard_constraints:
@@ -33,8 +39,6 @@ rule resolved_config:
     """The validated config with defaults, as every profile-wide stage reads it."""
     output:
         f"{RESULTS}/config.json",
-    params:
-        config=config,
     log:
         f"{RESULTS}/logs/resolved_config.log",
     benchmark:
@@ -43,6 +47,8 @@ rule resolved_config:
     resources:
         mem_mb=256,
         runtime=1,
+    params:
+        config=config,
     run:
         write_resolved(params.config, output[0])
 
@@ -51,8 +57,6 @@ rule experiment_config:
     """One experiment's slice of the config: a change to one experiment reruns only its jobs."""
     output:
         f"{RESULTS}/{{experiment}}/config.json",
-    params:
-        config=lambda w: {**config, "experiments": {w.experiment: config["experiments"][w.experiment]}},
     log:
         f"{RESULTS}/logs/{{experiment}}/experiment_config.log",
     benchmark:
@@ -61,5 +65,10 @@ rule experiment_config:
     resources:
         mem_mb=256,
         runtime=1,
+    params:
+        config=lambda w: {
+            **config,
+            "experiments": {w.experiment: config["experiments"][w.experiment]},
+        },
     run:
         write_resolved(params.config, output[0])

@@ -6,16 +6,19 @@ rule prepare_data:
         provenance=f"{RESULTS}/{{experiment}}/data/provenance.json",
         files=[f"{RESULTS}/{{experiment}}/data/{name}" for name in DATA_FILES],
         checksums=f"{RESULTS}/{{experiment}}/data/checksums.json",
-    params:
-        out=f"{RESULTS}/{{experiment}}/data",
     log:
         f"{RESULTS}/logs/{{experiment}}/prepare_data.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{experiment}}.prepare_data.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        env=STAGE_ENV,
+        out=f"{RESULTS}/{{experiment}}/data",
     shell:
-        "{STAGE_ENV}python -m rlhf_bench.data --config {input.config} --experiment {wildcards.experiment}"
+        "{params.env}python -m rlhf_bench.data --config {input.config} --experiment {wildcards.experiment}"
         " --out {params.out} > {log} 2>&1"

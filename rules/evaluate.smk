@@ -9,20 +9,23 @@ rule evaluate:
         provenance=f"{RESULTS}/{{experiment}}/eval/seed{{seed}}/provenance.json",
         samples=f"{RESULTS}/{{experiment}}/eval/seed{{seed}}/samples.parquet",
         metrics=f"{RESULTS}/{{experiment}}/eval/seed{{seed}}/metrics.json",
-    params:
-        data=f"{RESULTS}/{{experiment}}/data",
-        models=lambda w: LAYOUT.policy_args(w.experiment),
-        ppo=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}",
-        out=f"{RESULTS}/{{experiment}}/eval/seed{{seed}}",
     log:
         f"{RESULTS}/logs/{{experiment}}/evaluate.seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{experiment}}.evaluate.seed{{seed}}.tsv"
+    conda:
+        CONDA_ENV
     threads: THREADS
     resources:
         mem_mb=8000,
         runtime=120,
+    params:
+        env=STAGE_ENV,
+        data=lambda w, input: os.path.dirname(input.checksums),
+        models=lambda w: LAYOUT.policy_args(w.experiment),
+        ppo=lambda w, input: os.path.dirname(input.adapter),
+        out=f"{RESULTS}/{{experiment}}/eval/seed{{seed}}",
     shell:
-        "{STAGE_ENV}python -m rlhf_bench.evaluate --config {input.config} --experiment {wildcards.experiment}"
+        "{params.env}python -m rlhf_bench.evaluate --config {input.config} --experiment {wildcards.experiment}"
         " --seed {wildcards.seed} --data {params.data} {params.models} --ppo {params.ppo}"
         " --out {params.out} > {log} 2>&1"

@@ -9,18 +9,21 @@ rule ppo:
         adapter=directory(f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/adapter"),
         value_head=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/value_head.safetensors",
         log=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/train_log.csv",
-    params:
-        data=f"{RESULTS}/{{experiment}}/data",
-        models=lambda w: LAYOUT.policy_args(w.experiment),
-        out=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}",
     log:
         f"{RESULTS}/logs/{{experiment}}/ppo.seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{experiment}}.ppo.seed{{seed}}.tsv"
+    conda:
+        CONDA_ENV
     threads: THREADS
     resources:
         mem_mb=8000,
         runtime=480,
+    params:
+        env=STAGE_ENV,
+        data=lambda w, input: os.path.dirname(input.checksums),
+        models=lambda w: LAYOUT.policy_args(w.experiment),
+        out=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}",
     shell:
-        "{STAGE_ENV}python -m rlhf_bench.ppo --config {input.config} --experiment {wildcards.experiment}"
+        "{params.env}python -m rlhf_bench.ppo --config {input.config} --experiment {wildcards.experiment}"
         " --seed {wildcards.seed} --data {params.data} {params.models} --out {params.out} > {log} 2>&1"

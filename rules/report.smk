@@ -11,12 +11,16 @@ rule aggregate:
         f"{RESULTS}/logs/aggregate.log",
     benchmark:
         f"{RESULTS}/benchmarks/aggregate.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        results=lambda w, input: os.path.dirname(input.config),
     shell:
-        "python -m rlhf_bench.aggregate --config {input.config} --results-dir {RESULTS} --out-dir {RESULTS}"
+        "python -m rlhf_bench.aggregate --config {input.config} --results-dir {params.results} --out-dir {params.results}"
         " > {log} 2>&1"
 
 
@@ -33,10 +37,15 @@ rule report:
         f"{RESULTS}/logs/report.log",
     benchmark:
         f"{RESULTS}/benchmarks/report.tsv"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        results=lambda w, input: os.path.dirname(input.config),
+        reports=lambda w, output: os.path.dirname(output[0]),
     shell:
-        "MPLBACKEND=Agg python -m rlhf_bench.report --config {input.config} --results-dir {RESULTS}"
-        " --out-dir {REPORTS} > {log} 2>&1"
+        "MPLBACKEND=Agg python -m rlhf_bench.report --config {input.config} --results-dir {params.results}"
+        " --out-dir {params.reports} > {log} 2>&1"

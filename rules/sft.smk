@@ -7,17 +7,20 @@ rule sft:
         provenance=f"{RESULTS}/{{experiment}}/sft/provenance.json",
         model=directory(f"{RESULTS}/{{experiment}}/sft/model"),
         metrics=f"{RESULTS}/{{experiment}}/sft/sft_metrics.json",
-    params:
-        data=f"{RESULTS}/{{experiment}}/data",
-        out=f"{RESULTS}/{{experiment}}/sft",
     log:
         f"{RESULTS}/logs/{{experiment}}/sft.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{experiment}}.sft.tsv"
+    conda:
+        CONDA_ENV
     threads: THREADS
     resources:
         mem_mb=8000,
         runtime=240,
+    params:
+        env=STAGE_ENV,
+        data=lambda w, input: os.path.dirname(input.checksums),
+        out=f"{RESULTS}/{{experiment}}/sft",
     shell:
-        "{STAGE_ENV}python -m rlhf_bench.sft --config {input.config} --experiment {wildcards.experiment}"
+        "{params.env}python -m rlhf_bench.sft --config {input.config} --experiment {wildcards.experiment}"
         " --data {params.data} --out {params.out} > {log} 2>&1"

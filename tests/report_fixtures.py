@@ -269,9 +269,7 @@ def write_fake_results(
             for f in ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl")
         }
         _write_json(exp_dir / "data" / "checksums.json", checksums)
-        _write_json(
-            exp_dir / "data" / "provenance.json", _provenance("prepare_data", name, None, checksums, [])
-        )
+        _write_json(exp_dir / "data" / "provenance.json", _provenance("prepare_data", name, None, checksums, []))
         _write_json(
             exp_dir / "reward" / "rm_metrics.json",
             {
@@ -313,9 +311,7 @@ def write_fake_results(
                     "experiment": name,
                     "seed": seed,
                     "n_prompts": n_prompts,
-                    "policies": {
-                        p: _policy_metrics(samples[samples.policy == p], judge) for p in ("base", "rlhf")
-                    },
+                    "policies": {p: _policy_metrics(samples[samples.policy == p], judge) for p in ("base", "rlhf")},
                 },
             )
             drift = list(version_drift) if (index == 0 and seed == seeds[-1]) else []

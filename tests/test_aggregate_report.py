@@ -112,9 +112,7 @@ def test_summary_means_equal_the_metrics_files(full_run):
     for row in summary.itertuples():
         values = []
         for seed in (0, 1, 2):
-            metrics = json.loads(
-                (results / row.experiment / "eval" / f"seed{seed}" / "metrics.json").read_text()
-            )
+            metrics = json.loads((results / row.experiment / "eval" / f"seed{seed}" / "metrics.json").read_text())
             value = metrics["policies"][row.policy][row.metric]
             if value is not None:
                 values.append(value)
@@ -293,10 +291,7 @@ def test_warning_only_when_not_comparable():
     warning = report.section_warning(
         {"profile": "imdb-cpu", "comparable_to_documented": False, "comparability_note": "small encoder, CPU"}
     )
-    assert (
-        warning[0]
-        == "**Warning:** imdb-cpu numbers are not comparable to the documented ones: small encoder, CPU."
-    )
+    assert warning[0] == "**Warning:** imdb-cpu numbers are not comparable to the documented ones: small encoder, CPU."
 
 
 def test_single_seed_reports_no_test_over_seeds(tmp_path):

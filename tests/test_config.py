@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, smoke_config
 
+from conftest import ROOT, smoke_config
 from rlhf_bench import config as cfg
 
 
@@ -28,8 +28,11 @@ def test_dataclasses_and_schema_name_the_same_fields():
     schema = cfg.load_schema()
     defs = schema["$defs"]
     pairs = {
-        cfg.DataSettings: defs["data"], cfg.SFTSettings: defs["sft"], cfg.RewardModelSettings: defs["reward_model"],
-        cfg.PPOSettings: defs["ppo"], cfg.EvalSettings: defs["evaluation"],
+        cfg.DataSettings: defs["data"],
+        cfg.SFTSettings: defs["sft"],
+        cfg.RewardModelSettings: defs["reward_model"],
+        cfg.PPOSettings: defs["ppo"],
+        cfg.EvalSettings: defs["evaluation"],
     }
     for cls, block in pairs.items():
         assert {f.name for f in dataclasses.fields(cls)} == set(block["properties"]), cls.__name__
@@ -45,19 +48,37 @@ def broken(mutate) -> dict:
 
 CASES = [
     ("unknown top-level key", lambda r: r.update(seedz=[1]), "unknown key 'seedz'"),
-    ("unknown nested key", lambda r: r["experiments"]["imdb-negative"]["ppo"].update(stepz=3),
-     "experiments.imdb-negative.ppo: unknown key 'stepz'"),
-    ("wrong type", lambda r: r["experiments"]["instruct-short"]["ppo"].update(steps="ten"),
-     "experiments.instruct-short.ppo.steps: 'ten' is not of type 'integer'"),
-    ("missing experiment field", lambda r: r["experiments"]["hh-positive"]["data"].pop("format"),
-     "experiments.hh-positive.data: missing required field 'format'"),
-    ("bad enum", lambda r: r["experiments"]["hh-positive"]["ppo"].update(reward="likes"),
-     "experiments.hh-positive.ppo.reward"),
+    (
+        "unknown nested key",
+        lambda r: r["experiments"]["imdb-negative"]["ppo"].update(stepz=3),
+        "experiments.imdb-negative.ppo: unknown key 'stepz'",
+    ),
+    (
+        "wrong type",
+        lambda r: r["experiments"]["instruct-short"]["ppo"].update(steps="ten"),
+        "experiments.instruct-short.ppo.steps: 'ten' is not of type 'integer'",
+    ),
+    (
+        "missing experiment field",
+        lambda r: r["experiments"]["hh-positive"]["data"].pop("format"),
+        "experiments.hh-positive.data: missing required field 'format'",
+    ),
+    (
+        "bad enum",
+        lambda r: r["experiments"]["hh-positive"]["ppo"].update(reward="likes"),
+        "experiments.hh-positive.ppo.reward",
+    ),
     ("no seeds", lambda r: r.update(seeds=[]), "seeds"),
-    ("negative learning rate", lambda r: r["experiments"]["imdb-negative"]["ppo"].update(learning_rate=-1.0),
-     "experiments.imdb-negative.ppo.learning_rate"),
-    ("sft policy without sft", lambda r: r["experiments"]["imdb-negative"]["sft"].update(enabled=False),
-     "experiments.imdb-negative.policy: 'sft' needs sft.enabled: true"),
+    (
+        "negative learning rate",
+        lambda r: r["experiments"]["imdb-negative"]["ppo"].update(learning_rate=-1.0),
+        "experiments.imdb-negative.ppo.learning_rate",
+    ),
+    (
+        "sft policy without sft",
+        lambda r: r["experiments"]["imdb-negative"]["sft"].update(enabled=False),
+        "experiments.imdb-negative.policy: 'sft' needs sft.enabled: true",
+    ),
 ]
 
 
@@ -94,9 +115,22 @@ def test_snakemake_rejects_broken_config_before_any_job(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(raw))
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(path),
-         "--directory", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--cores",
+            "1",
+            "--configfile",
+            str(path),
+            "--directory",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if "config error" in line]

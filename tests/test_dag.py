@@ -10,28 +10,60 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from conftest import ROOT
 
 pytestmark = pytest.mark.dag
 
-SAMPLE_COLUMNS = {"experiment", "seed", "policy", "prompt_id", "prompt", "response", "reward", "judge_score",
-                  "judge_label", "word_count", "n_tokens", "kl", "logprob_base"}
-LOG_COLUMNS = {"step", "reward_mean", "reward_std", "kl", "kl_coef", "entropy", "policy_loss", "value_loss",
-               "response_words_mean", "skipped", "skipped_total", "seconds", "samples_per_s"}
+SAMPLE_COLUMNS = {
+    "experiment",
+    "seed",
+    "policy",
+    "prompt_id",
+    "prompt",
+    "response",
+    "reward",
+    "judge_score",
+    "judge_label",
+    "word_count",
+    "n_tokens",
+    "kl",
+    "logprob_base",
+}
+LOG_COLUMNS = {
+    "step",
+    "reward_mean",
+    "reward_std",
+    "kl",
+    "kl_coef",
+    "entropy",
+    "policy_loss",
+    "value_loss",
+    "response_words_mean",
+    "skipped",
+    "skipped_total",
+    "seconds",
+    "samples_per_s",
+}
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    from conftest import tiny_config
     import yaml
+
+    from conftest import tiny_config
 
     workdir = tmp_path_factory.mktemp("dag")
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(tiny_config(seeds=(0, 1))))

@@ -6,8 +6,8 @@ import json
 from dataclasses import replace
 
 import pytest
-from conftest import tiny_config
 
+from conftest import tiny_config
 from rlhf_bench import data, synthetic
 from rlhf_bench.config import from_dict
 from rlhf_bench.runtime import StageError, sha256_file
@@ -65,9 +65,7 @@ def test_malformed_records_name_file_line_and_field(tmp_path):
 
 def test_too_few_records_is_a_clear_error(tmp_path):
     s = replace(settings("instruct-short"), source=str(tmp_path), n_pairs_train=50)
-    (tmp_path / "train.jsonl").write_text(
-        "".join(json.dumps(r) + "\n" for r in synthetic.make_instructions(20, 0))
-    )
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic.make_instructions(20, 0)))
     with pytest.raises(StageError, match="Fix: lower the data.n_"):
         data.prepare(s, tmp_path / "out")
 

@@ -10,19 +10,43 @@ from rlhf_bench import models
 from rlhf_bench.config import RewardModelSettings, SFTSettings
 from rlhf_bench.runtime import StageError
 
-TEXTS = [f"the film was {w} and the cast was {v} ." for w in ("great", "awful", "dull", "superb") for v in ("fine", "bad")] * 20
+TEXTS = [
+    f"the film was {w} and the cast was {v} ." for w in ("great", "awful", "dull", "superb") for v in ("fine", "bad")
+] * 20
 
 
 def sft_settings(**overrides):
-    base = dict(enabled=True, init="scratch", vocab_size=300, n_layer=1, n_head=2, n_embd=16, max_length=32,
-                epochs=1, batch_size=4, learning_rate=1e-3, seed=0)
+    base = dict(
+        enabled=True,
+        init="scratch",
+        vocab_size=300,
+        n_layer=1,
+        n_head=2,
+        n_embd=16,
+        max_length=32,
+        epochs=1,
+        batch_size=4,
+        learning_rate=1e-3,
+        seed=0,
+    )
     return SFTSettings(**{**base, **overrides})
 
 
 def rm_settings(architecture):
-    return RewardModelSettings(init="scratch", architecture=architecture, vocab_size=300, n_layer=1, n_head=2,
-                               hidden_size=16, max_length=32, truncation_side="left", epochs=1, batch_size=4,
-                               learning_rate=1e-3, seed=0)
+    return RewardModelSettings(
+        init="scratch",
+        architecture=architecture,
+        vocab_size=300,
+        n_layer=1,
+        n_head=2,
+        hidden_size=16,
+        max_length=32,
+        truncation_side="left",
+        epochs=1,
+        batch_size=4,
+        learning_rate=1e-3,
+        seed=0,
+    )
 
 
 def test_policy_round_trip(tmp_path):
@@ -38,8 +62,10 @@ def test_policy_round_trip(tmp_path):
         assert torch.equal(model(**enc).logits, loaded(**enc).logits)
 
 
-@pytest.mark.parametrize("architecture, cls", [("distilbert", "DistilBertForSequenceClassification"),
-                                               ("deberta-v2", "DebertaV2ForSequenceClassification")])
+@pytest.mark.parametrize(
+    "architecture, cls",
+    [("distilbert", "DistilBertForSequenceClassification"), ("deberta-v2", "DebertaV2ForSequenceClassification")],
+)
 def test_reward_model_round_trip(tmp_path, architecture, cls):
     tokenizer = models.train_tokenizer(TEXTS, 300, for_encoder=True)
     model = models.scratch_reward_model(rm_settings(architecture), tokenizer).eval()
@@ -57,8 +83,9 @@ def test_lora_adapter_round_trip(tmp_path):
     tokenizer = models.train_tokenizer(TEXTS, 300, for_encoder=False)
     base = models.scratch_policy(sft_settings(), tokenizer)
     models.save(base, tokenizer, tmp_path / "base")
-    peft = get_peft_model(models.load_causal_lm(str(tmp_path / "base")), LoraConfig(r=4, target_modules=["c_attn"],
-                                                                                    task_type="CAUSAL_LM"))
+    peft = get_peft_model(
+        models.load_causal_lm(str(tmp_path / "base")), LoraConfig(r=4, target_modules=["c_attn"], task_type="CAUSAL_LM")
+    )
     with torch.no_grad():
         for name, param in peft.named_parameters():
             if "lora_B" in name:

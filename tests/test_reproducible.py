@@ -9,8 +9,13 @@ from rlhf_bench import data, evaluate, ppo, reward, sft
 
 pytestmark = pytest.mark.slow
 
-METRICS_FILES = ("data/checksums.json", "sft/sft_metrics.json", "reward/rm_metrics.json",
-                 "eval/seed3/metrics.json", "eval/seed3/samples.parquet")
+METRICS_FILES = (
+    "data/checksums.json",
+    "sft/sft_metrics.json",
+    "reward/rm_metrics.json",
+    "eval/seed3/metrics.json",
+    "eval/seed3/samples.parquet",
+)
 
 
 def run_chain(config_file, root, experiment="imdb-negative", seed=3):
@@ -21,8 +26,23 @@ def run_chain(config_file, root, experiment="imdb-negative", seed=3):
     assert reward.main([*common, "--data", d, "--out", str(root / "reward")]) == 0
     models = ["--sft", str(root / "sft"), "--reward", str(root / "reward")]
     assert ppo.main([*common, "--seed", str(seed), "--data", d, *models, "--out", str(root / f"ppo/seed{seed}")]) == 0
-    assert evaluate.main([*common, "--seed", str(seed), "--data", d, *models, "--ppo", str(root / f"ppo/seed{seed}"),
-                          "--out", str(root / f"eval/seed{seed}")]) == 0
+    assert (
+        evaluate.main(
+            [
+                *common,
+                "--seed",
+                str(seed),
+                "--data",
+                d,
+                *models,
+                "--ppo",
+                str(root / f"ppo/seed{seed}"),
+                "--out",
+                str(root / f"eval/seed{seed}"),
+            ]
+        )
+        == 0
+    )
 
 
 def test_same_seed_gives_byte_identical_metrics(tiny_config_file, tmp_path):
@@ -31,8 +51,10 @@ def test_same_seed_gives_byte_identical_metrics(tiny_config_file, tmp_path):
     for name in METRICS_FILES:
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes(), name
     # The training log too, but for its wall-clock columns.
-    logs = [pd.read_csv(tmp_path / run / "ppo/seed3/train_log.csv").drop(columns=["seconds", "samples_per_s"])
-            for run in ("first", "second")]
+    logs = [
+        pd.read_csv(tmp_path / run / "ppo/seed3/train_log.csv").drop(columns=["seconds", "samples_per_s"])
+        for run in ("first", "second")
+    ]
     pd.testing.assert_frame_equal(*logs)
     samples = pd.read_parquet(tmp_path / "first/eval/seed3/samples.parquet")
     assert set(samples.policy) == {"base", "rlhf"} and samples.response.str.len().gt(0).any()

@@ -117,15 +117,9 @@ def read_table(path: Path, columns: tuple[str, ...], kind: str = "csv") -> pd.Da
     """Read a CSV or parquet file and check that it has the columns this stage relies on."""
     require(path)
     try:
-        frame = (
-            pd.read_parquet(path)
-            if kind == "parquet"
-            else pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
-        )
+        frame = pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
     except (OSError, ValueError, pa.ArrowException) as err:  # each means "unreadable file"
-        raise InputError(
-            f"{path}: cannot read {kind} ({type(err).__name__}: {err})".splitlines()[0]
-        ) from None
+        raise InputError(f"{path}: cannot read {kind} ({type(err).__name__}: {err})".splitlines()[0]) from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -186,9 +180,7 @@ def load_seed_metrics(config: dict, results_dir: Path) -> pd.DataFrame:
                     try:
                         rows.append((experiment, seed, policy, metric, as_float(value)))
                     except (TypeError, ValueError):
-                        raise InputError(
-                            f"{path}: policies.{policy}.{metric} is not a number: {value!r}"
-                        ) from None
+                        raise InputError(f"{path}: policies.{policy}.{metric} is not a number: {value!r}") from None
     return pd.DataFrame(rows, columns=["experiment", "seed", "policy", "metric", "value"])
 
 
@@ -209,9 +201,7 @@ def summarize_metrics(config: dict, seed_metrics: pd.DataFrame) -> pd.DataFrame:
         docs = documented(config, experiment)
         for metric in ordered_metrics(exp_rows["metric"].unique()):
             for policy in POLICIES:
-                values = exp_rows.loc[
-                    (exp_rows.metric == metric) & (exp_rows.policy == policy), "value"
-                ].dropna()
+                values = exp_rows.loc[(exp_rows.metric == metric) & (exp_rows.policy == policy), "value"].dropna()
                 mean, low, high = t_interval(values.to_numpy(), CONFIDENCE)
                 std = float(values.std(ddof=1)) if len(values) >= 2 else math.nan
                 rows.append({
@@ -254,9 +244,7 @@ def load_samples(results_dir: Path, experiment: str, seed: int) -> pd.DataFrame:
         raise InputError(f"{path}: column 'seed' holds {sorted(seeds_found)}, expected only {seed}")
     policies_found = set(samples["policy"].unique().tolist())
     if not set(POLICIES) <= policies_found:
-        raise InputError(
-            f"{path}: column 'policy' must hold both 'base' and 'rlhf', found {sorted(policies_found)}"
-        )
+        raise InputError(f"{path}: column 'policy' must hold both 'base' and 'rlhf', found {sorted(policies_found)}")
     return samples
 
 
@@ -306,9 +294,7 @@ def experiment_tests(
         for seed, frame in samples.items():
             path = eval_dir(results_dir, experiment, seed) / "samples.parquet"
             if metric.startswith("judge_") and not has_judge(frame):
-                raise InputError(
-                    f"{path}: metric '{metric}' needs a judge, but judge_label is empty in every row"
-                )
+                raise InputError(f"{path}: metric '{metric}' needs a judge, but judge_label is empty in every row")
             values = per_sample_values(frame, metric)
             if values is None:  # corpus-level metric: no per-sample test
                 continue
@@ -316,9 +302,7 @@ def experiment_tests(
                 raise InputError(f"{path}: per-sample values for '{metric}' contain NaN")
             rlhf, base = values[frame.policy == "rlhf"], values[frame.policy == "base"]
             stat, p = mann_whitney_one_sided(rlhf, base, alternative)
-            rows.append(
-                (experiment, metric, "mann_whitney_u", str(seed), direction, stat, p, bool(p < ALPHA))
-            )
+            rows.append((experiment, metric, "mann_whitney_u", str(seed), direction, stat, p, bool(p < ALPHA)))
         by_policy = {}
         for policy in POLICIES:
             values = seed_metrics[
@@ -329,9 +313,7 @@ def experiment_tests(
             for seed in seeds:
                 if pd.isna(values.get(seed, math.nan)):
                     path = eval_dir(results_dir, experiment, seed) / "metrics.json"
-                    raise InputError(
-                        f"{path}: policies.{policy}.{metric} is missing or null, but it is tested"
-                    )
+                    raise InputError(f"{path}: policies.{policy}.{metric} is missing or null, but it is tested")
             by_policy[policy] = values.to_numpy()
         stat, p = welch_t(by_policy["rlhf"], by_policy["base"], alternative)
         rows.append((experiment, metric, "welch_t", "all", direction, stat, p, bool(p < ALPHA)))
@@ -382,9 +364,7 @@ def aggregate(config_path: Path, results_dir: Path, out_dir: Path) -> dict[str, 
 
 def parse_args(argv: list[str] | None, description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument(
-        "--config", type=Path, required=True, help="resolved config: results/<profile>/config.json"
-    )
+    parser.add_argument("--config", type=Path, required=True, help="resolved config: results/<profile>/config.json")
     parser.add_argument("--results-dir", type=Path, required=True, help="results/<profile>")
     parser.add_argument("--out-dir", type=Path, required=True, help="where to write the outputs")
     return parser.parse_args(argv)

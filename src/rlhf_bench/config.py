@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,9 +295,12 @@ def _describe(error, source: str) -> str:
     where = _field_path(error)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
-        unknown = sorted(set(error.instance) - set(allowed))
+        patterns = list(error.schema.get("patternProperties", {}))
+        unknown = sorted(k for k in error.instance if k not in allowed and not any(re.search(p, k) for p in patterns))
         hint = f"allowed: {', '.join(allowed)}" if allowed else "see config/schema.yaml"
-        return f"{source}: {where}: unknown key {', '.join(repr(k) for k in unknown)}. Fix: remove or rename it ({hint})."
+        return (
+            f"{source}: {where}: unknown key {', '.join(repr(k) for k in unknown)}. Fix: remove or rename it ({hint})."
+        )
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return f"{source}: {where}: missing required field '{missing}'. Fix: add it (see config/schema.yaml)."

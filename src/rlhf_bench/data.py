@@ -28,7 +28,11 @@ from rlhf_bench.runtime import Stage, StageError, atomic_write_text, sha256_file
 PAIRWISE_TEMPLATE = "Question: {prompt}\nAnswer:"
 ASSISTANT_MARK = "\n\nAssistant:"
 
-REQUIRED_FIELDS = {"imdb": ("text", "label"), "pairwise": ("prompt", "chosen", "rejected"), "hh": ("chosen", "rejected")}
+REQUIRED_FIELDS = {
+    "imdb": ("text", "label"),
+    "pairwise": ("prompt", "chosen", "rejected"),
+    "hh": ("chosen", "rejected"),
+}
 OUTPUT_FILES = ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl", "corpus.jsonl")
 
 
@@ -46,10 +50,14 @@ def read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise StageError(f"{path}:{number}: not valid JSON ({exc.msg}). Fix: repair or drop the line.") from None
+                raise StageError(
+                    f"{path}:{number}: not valid JSON ({exc.msg}). Fix: repair or drop the line."
+                ) from None
             for name in required:
                 if name not in record:
-                    raise StageError(f"{path}:{number}: record has no field '{name}'. Fix: every record needs {required}.")
+                    raise StageError(
+                        f"{path}:{number}: record has no field '{name}'. Fix: every record needs {required}."
+                    )
                 if name != "label" and not isinstance(record[name], str):
                     raise StageError(f"{path}:{number}: field '{name}' is not a string. Fix: repair the record.")
             records.append(record)
@@ -133,10 +141,13 @@ def imdb_files(splits: dict, settings: DataSettings, rng: random.Random) -> dict
     preferred = 0 if settings.prefer == "negative" else 1
 
     def pairs(records: list[dict], n: int, what: str) -> list[dict]:
-        by_label = {0: [r["text"] for r in records if r["label"] == 0], 1: [r["text"] for r in records if r["label"] == 1]}
+        by_label = {
+            0: [r["text"] for r in records if r["label"] == 0],
+            1: [r["text"] for r in records if r["label"] == 1],
+        }
         good = _sample(rng, by_label[preferred], n, f"{what} reviews of the preferred label")
         bad = _sample(rng, by_label[1 - preferred], n, f"{what} reviews of the other label")
-        return [{"prompt": "", "chosen": c, "rejected": r} for c, r in zip(good, bad)]
+        return [{"prompt": "", "chosen": c, "rejected": r} for c, r in zip(good, bad, strict=True)]
 
     # Prompts as TRL's gpt2-sentiment example: short prefixes of reviews longer than 200 characters.
     def prompts(records: list[dict], n: int, what: str) -> list[dict]:
@@ -149,7 +160,10 @@ def imdb_files(splits: dict, settings: DataSettings, rng: random.Random) -> dict
         "pairs_test.jsonl": pairs(splits["test"], settings.n_pairs_test, "test"),
         "prompts_train.jsonl": prompts(splits["train"], settings.n_prompts_train, "train prompts"),
         "prompts_eval.jsonl": prompts(splits["test"], settings.n_prompts_eval, "eval prompts"),
-        "corpus.jsonl": [{"text": r["text"]} for r in _sample(rng, corpus_source, min(settings.n_corpus, len(corpus_source)), "corpus")],
+        "corpus.jsonl": [
+            {"text": r["text"]}
+            for r in _sample(rng, corpus_source, min(settings.n_corpus, len(corpus_source)), "corpus")
+        ],
     }
 
 
@@ -160,11 +174,19 @@ def pairwise_files(splits: dict, settings: DataSettings, rng: random.Random) -> 
         out = []
         for r in _sample(rng, records, n, what):
             prompt = PAIRWISE_TEMPLATE.format(prompt=r["prompt"].strip())
-            out.append({"prompt": prompt, "chosen": f"{prompt} {r['chosen'].strip()}", "rejected": f"{prompt} {r['rejected'].strip()}"})
+            out.append(
+                {
+                    "prompt": prompt,
+                    "chosen": f"{prompt} {r['chosen'].strip()}",
+                    "rejected": f"{prompt} {r['rejected'].strip()}",
+                }
+            )
         return out
 
     def prompts(records: list[dict], n: int, what: str) -> list[dict]:
-        return [{"prompt": PAIRWISE_TEMPLATE.format(prompt=r["prompt"].strip())} for r in _sample(rng, records, n, what)]
+        return [
+            {"prompt": PAIRWISE_TEMPLATE.format(prompt=r["prompt"].strip())} for r in _sample(rng, records, n, what)
+        ]
 
     # The policy learns both answer styles, so PPO has short answers to find.
     corpus = []
@@ -231,7 +253,9 @@ def load_records(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.exists():
         raise StageError(f"{path}: missing. Fix: run the prepare_data rule first.")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    # Not str.splitlines(): it also splits on U+2028 and friends, which real reviews contain inside strings.
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 def main(argv=None) -> int:

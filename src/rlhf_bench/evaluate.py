@@ -48,7 +48,7 @@ def generate(model, tokenizer, prompts: list[str], settings, batch_size: int) ->
             prompts[start : start + batch_size], return_tensors="pt", padding=True, return_token_type_ids=False
         )
         out = model.generate(**enc, **generation_kwargs(settings, tokenizer))
-        for row, mask in zip(out, enc.attention_mask):
+        for row, mask in zip(out, enc.attention_mask, strict=True):
             queries.append(row[(1 - mask).sum() : enc.input_ids.shape[1]])
             responses.append(cut_at_eos(row[enc.input_ids.shape[1] :], tokenizer.eos_token_id))
     return queries, responses
@@ -59,7 +59,7 @@ def response_logprobs(model, queries: list, responses: list, pad_id: int, batch_
     """Summed log-probability of each response given its query (right padding, so positions start at 0)."""
     sums = []
     for start in range(0, len(queries), batch_size):
-        pairs = list(zip(queries[start : start + batch_size], responses[start : start + batch_size]))
+        pairs = list(zip(queries[start : start + batch_size], responses[start : start + batch_size], strict=True))
         width = max(len(q) + len(r) for q, r in pairs)
         ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
@@ -115,7 +115,11 @@ def evaluate(experiment: Experiment, start_from: str, adapter: Path, data_dir: P
             other: response_logprobs(policies[other], queries, responses, tokenizer.eos_token_id, settings.batch_size)
             for other in POLICIES
         }
-        judged = judge([p + t if settings.judge_input == "full" else t for p, t in zip(prompts, texts)]) if judge else None
+        judged = (
+            judge([p + t if settings.judge_input == "full" else t for p, t in zip(prompts, texts, strict=True)])
+            if judge
+            else None
+        )
         frames.append(
             pd.DataFrame(
                 {
@@ -125,7 +129,9 @@ def evaluate(experiment: Experiment, start_from: str, adapter: Path, data_dir: P
                     "prompt_id": np.arange(len(prompts)),
                     "prompt": prompts,
                     "response": texts,
-                    "reward": np.asarray(score([p + t for p, t in zip(prompts, texts)], texts), dtype=float),
+                    "reward": np.asarray(
+                        score([p + t for p, t in zip(prompts, texts, strict=True)], texts), dtype=float
+                    ),
                     "judge_score": [s for s, _ in judged] if judged else np.nan,
                     "judge_label": [label for _, label in judged] if judged else "",
                     "word_count": [word_count(t) for t in texts],

@@ -38,7 +38,10 @@ def train_tokenizer(texts: list[str], vocab_size: int, for_encoder: bool) -> Pre
     because DistilBERT and DeBERTa classify from the first position."""
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
-        texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS, PAD, CLS] if for_encoder else [EOS],
+        texts,
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=[EOS, PAD, CLS] if for_encoder else [EOS],
         show_progress=False,
     )
     if for_encoder:

@@ -109,7 +109,7 @@ def run(experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Pat
             # One generate call for the whole batch (trl's default batch_size=4 would loop).
             responses = trainer.generate(queries, batch_size=len(queries), return_prompt=False, **gen)
             texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
-            rewards = score([p + t for p, t in zip(batch, texts)], texts)
+            rewards = score([p + t for p, t in zip(batch, texts, strict=True)], texts)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 stats = trainer.step(queries, responses, [torch.tensor(r, dtype=torch.float32) for r in rewards])
@@ -154,7 +154,14 @@ def main(argv=None) -> int:
         seed_everything(args.seed, config.threads)
         provenance["data_checksums"] = read_checksums(args.data)
         out = Path(args.out)
-        run(experiment, policy_path(experiment, args.sft), Path(args.data), args.reward and Path(args.reward), args.seed, out)
+        run(
+            experiment,
+            policy_path(experiment, args.sft),
+            Path(args.data),
+            args.reward and Path(args.reward),
+            args.seed,
+            out,
+        )
         return out
 
     return stage.run(body, argv)

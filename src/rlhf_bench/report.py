@@ -171,9 +171,7 @@ def load_benchmarks(results_dir: Path) -> pd.DataFrame:
         table = read_table(path, ("s", "max_rss"), kind="tsv")
         seconds = pd.to_numeric(table["s"], errors="coerce")
         rss = pd.to_numeric(table["max_rss"], errors="coerce")  # Snakemake writes '-' where unmeasured
-        rows.append(
-            (path.relative_to(results_dir / "benchmarks").as_posix(), len(table), seconds.mean(), rss.max())
-        )
+        rows.append((path.relative_to(results_dir / "benchmarks").as_posix(), len(table), seconds.mean(), rss.max()))
     return pd.DataFrame(rows, columns=["file", "runs", "seconds", "max_rss_mb"])
 
 
@@ -253,9 +251,7 @@ def inside(value: float, low: float, high: float) -> str:
 
 def summary_row(inp: Inputs, experiment: str, metric: str, policy: str) -> pd.Series | None:
     rows = inp.summary[
-        (inp.summary.experiment == experiment)
-        & (inp.summary.metric == metric)
-        & (inp.summary.policy == policy)
+        (inp.summary.experiment == experiment) & (inp.summary.metric == metric) & (inp.summary.policy == policy)
     ]
     return None if rows.empty else rows.iloc[0]
 
@@ -316,8 +312,7 @@ def section_abstract(inp: Inputs) -> list[str]:
             else ""
         )
         lines.append(
-            f"- {code(experiment)}: the objective {code(metric)} should {direction};{moved} "
-            f"{verdict(welch)}{per_seed}."
+            f"- {code(experiment)}: the objective {code(metric)} should {direction};{moved} {verdict(welch)}{per_seed}."
         )
     rm_in, rm_n, ppo_in, ppo_n = documented_checks(inp)
     counts = [f"{rm_in} of {rm_n} reward-model accuracies (Wilson)"] if rm_n else []
@@ -489,9 +484,7 @@ def section_ppo_table(inp: Inputs) -> list[str]:
                 ]
             )
         lines += [f"### {code(experiment)}", ""]
-        lines += table(
-            ["metric", "base", "documented base", "RLHF", "documented RLHF", "one-sided tests"], rows
-        )
+        lines += table(["metric", "base", "documented base", "RLHF", "documented RLHF", "one-sided tests"], rows)
         if unmeasured:
             lines += [f"Not measured (null in every seed's metrics.json): {', '.join(unmeasured)}.", ""]
     return lines
@@ -502,9 +495,7 @@ def section_ppo_table(inp: Inputs) -> list[str]:
 
 def judged(samples: pd.DataFrame) -> list[str]:
     """Experiments whose samples carry judge labels, in config order."""
-    has = samples.groupby("experiment", sort=False).judge_label.apply(
-        lambda s: s.fillna("").astype(str).ne("").any()
-    )
+    has = samples.groupby("experiment", sort=False).judge_label.apply(lambda s: s.fillna("").astype(str).ne("").any())
     return [e for e, flag in has.items() if flag]
 
 
@@ -604,9 +595,7 @@ def figure_judge_labels(inp: Inputs, experiments: list[str]) -> Figure:
             capsize=0.1,
             ax=axes[0, col],
         )
-        axes[0, col].set(
-            xlabel="judge label", ylabel="share of responses (%)", title=experiment, ylim=(0, 100)
-        )
+        axes[0, col].set(xlabel="judge label", ylabel="share of responses (%)", title=experiment, ylim=(0, 100))
     fig.suptitle(f"Judge labels, base vs RLHF (mean over seeds, whiskers min-max), profile {inp.profile}")
     return fig
 
@@ -629,9 +618,7 @@ def figure_judge_scores(inp: Inputs, experiments: list[str]) -> Figure:
             element="step",
             ax=axes[0, col],
         )
-        axes[0, col].set(
-            xlabel="judge score (positivity, 0-1)", ylabel="responses per policy (%)", title=experiment
-        )
+        axes[0, col].set(xlabel="judge score (positivity, 0-1)", ylabel="responses per policy (%)", title=experiment)
     fig.suptitle(f"Judge score distribution, base vs RLHF (all seeds), profile {inp.profile}")
     return fig
 
@@ -655,10 +642,7 @@ def render_figures(inp: Inputs) -> list[tuple[str, str, Figure]]:
         figures += [
             (
                 "judge_labels.png",
-                (
-                    "Judge label shares, base vs RLHF: bars are the mean over seeds, whiskers "
-                    "the range over seeds."
-                ),
+                ("Judge label shares, base vs RLHF: bars are the mean over seeds, whiskers the range over seeds."),
                 figure_judge_labels(inp, with_judge),
             ),
             (
@@ -750,9 +734,7 @@ def section_samples(inp: Inputs) -> list[str]:
                     "",
                 ]
                 for policy in POLICIES:
-                    lines.append(
-                        describe_sample(pair[pair.policy == policy].iloc[0], experiment in with_judge)
-                    )
+                    lines.append(describe_sample(pair[pair.policy == policy].iloc[0], experiment in with_judge))
                 lines.append("")
     return lines
 
@@ -768,10 +750,7 @@ def section_wall_time(inp: Inputs) -> list[str]:
         ]
         lines += table(
             ["benchmark file", "runs", "wall time (s)", "max RSS (MB)"],
-            [
-                [text(r.file), str(r.runs), fmt(r.seconds), fmt(r.max_rss_mb)]
-                for r in inp.benchmarks.itertuples()
-            ],
+            [[text(r.file), str(r.runs), fmt(r.seconds), fmt(r.max_rss_mb)] for r in inp.benchmarks.itertuples()],
         )
     rows = [
         [text(label), text(rec.get("stage", "")), fmt(rec.get("seconds")), text(rec.get("started_utc", ""))]
@@ -783,9 +762,7 @@ def section_wall_time(inp: Inputs) -> list[str]:
 
 
 def where(labels: list[str], all_labels: list[str]) -> str:
-    return (
-        "all stages" if sorted(labels) == sorted(all_labels) else ", ".join(text(label) for label in labels)
-    )
+    return "all stages" if sorted(labels) == sorted(all_labels) else ", ".join(text(label) for label in labels)
 
 
 def grouped(records: list[tuple[str, dict]], key) -> dict[str, list[str]]:

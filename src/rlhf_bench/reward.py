@@ -62,7 +62,11 @@ class RewardScorer:
     def encode(self, texts: list[str]) -> dict:
         # No token_type_ids: DistilBERT takes none, and a single text needs none.
         return self.tokenizer(
-            texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt",
+            texts,
+            truncation=True,
+            max_length=self.max_length,
+            padding=True,
+            return_tensors="pt",
             return_token_type_ids=False,
         )
 
@@ -134,7 +138,10 @@ def train(settings: RewardModelSettings, train_pairs: list[dict], test_pairs: li
         "test": evaluate_pairs(scorer, test_pairs),
         "loss_curve": loss_curve,
         # Timings go to provenance.json, so that this file is byte-identical across reruns.
-        "throughput": {"train_seconds": train_seconds, "pairs_per_second": settings.epochs * len(train_pairs) / train_seconds},
+        "throughput": {
+            "train_seconds": train_seconds,
+            "pairs_per_second": settings.epochs * len(train_pairs) / train_seconds,
+        },
     }
     models.save(model, tokenizer, out_dir / "model")
     return metrics

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rlhf_bench.config import Config, ConfigError, load
@@ -172,7 +172,7 @@ class Stage:
                 "git_commit": git_commit(),
                 "config_sha256": config.sha256,
                 "command": " ".join(sys.argv) if argv is None else " ".join([self.parser.prog, *argv]),
-                "started_utc": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
+                "started_utc": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
                 "data_checksums": {},
             }
             out_dir = body(args, config, provenance)

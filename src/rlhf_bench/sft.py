@@ -80,7 +80,11 @@ def train(settings: SFTSettings, texts: list[str], out_dir: Path) -> dict:
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             held_out_loss = mean_loss(model, held_out, settings.batch_size)
             history.append(
-                {"epoch": epoch, "train_loss": sum(losses) / len(losses), "held_out_perplexity": math.exp(held_out_loss)}
+                {
+                    "epoch": epoch,
+                    "train_loss": sum(losses) / len(losses),
+                    "held_out_perplexity": math.exp(held_out_loss),
+                }
             )
     seconds = time.time() - started
     models.save(model, tokenizer, out_dir / "model")

@@ -23,9 +23,22 @@ import random
 # --- Reviews ---------------------------------------------------------------------------------
 
 FILM_NOUNS = (
-    "the film", "this movie", "the plot", "the acting", "the script", "the ending", "the director",
-    "the cast", "the soundtrack", "the dialogue", "the story", "the music", "the lead actor",
-    "the final scene", "the camera work", "the pacing",
+    "the film",
+    "this movie",
+    "the plot",
+    "the acting",
+    "the script",
+    "the ending",
+    "the director",
+    "the cast",
+    "the soundtrack",
+    "the dialogue",
+    "the story",
+    "the music",
+    "the lead actor",
+    "the final scene",
+    "the camera work",
+    "the pacing",
 )
 POS_MILD = ("good", "nice", "enjoyable", "pleasant", "fun")
 POS_STRONG = ("wonderful", "great", "brilliant", "beautiful", "excellent", "delightful", "superb", "moving")
@@ -39,35 +52,52 @@ VERB_OPINIONS = {
 }
 # Negated opinions: the label follows the meaning, not the surface words (VADER gets some wrong).
 NEGATED_OPINIONS = {
-    1: ("{N} was not bad at all.", "{N} was never boring.", "I was not disappointed by {n}.",
-        "{N} was not dull at all."),
-    0: ("{N} was not good.", "{N} was hardly enjoyable.", "I did not enjoy {n}.",
-        "{N} was not great."),
+    1: (
+        "{N} was not bad at all.",
+        "{N} was never boring.",
+        "I was not disappointed by {n}.",
+        "{N} was not dull at all.",
+    ),
+    0: ("{N} was not good.", "{N} was hardly enjoyable.", "I did not enjoy {n}.", "{N} was not great."),
 }
 SARCASTIC = (
     "Oh great, another film where nothing happens.",
     "What a brilliant idea to make it three hours long.",
-    "Wonderful, two hours I will never get back.", "Just perfect if you like staring at a wall.",
+    "Wonderful, two hours I will never get back.",
+    "Just perfect if you like staring at a wall.",
     "Superb, the plot made no sense at all.",
 )
 # Closings are where a policy under PPO finds its easiest reward, so each must read as its label to the
 # VADER judge too: "Do not waste your money." scores +0.33 and "Skip this one." 0.0, which made an honest
 # negative policy look like a reward hack in the smoke report.
 CLOSINGS = {
-    1: ("I would recommend it to anyone.", "I will happily watch it again.", "A wonderful way to spend an evening.",
-        "It is worth every minute."),
-    0: ("I would not recommend it.", "What a waste of time.", "Avoid this terrible film.",
-        "I regret watching it."),
+    1: (
+        "I would recommend it to anyone.",
+        "I will happily watch it again.",
+        "A wonderful way to spend an evening.",
+        "It is worth every minute.",
+    ),
+    0: ("I would not recommend it.", "What a waste of time.", "Avoid this terrible film.", "I regret watching it."),
 }
 FILLERS = (
-    "I saw it last weekend with my sister.", "I watched it on a rainy Sunday at home.",
-    "My brother told me to see it.", "It runs for about two hours.", "The film came out last year.",
-    "I went to see it with my parents.", "It is about {who} who {does}.",
+    "I saw it last weekend with my sister.",
+    "I watched it on a rainy Sunday at home.",
+    "My brother told me to see it.",
+    "It runs for about two hours.",
+    "The film came out last year.",
+    "I went to see it with my parents.",
+    "It is about {who} who {does}.",
     "The story follows {who} who {does}.",
 )
 WHO = ("a young woman", "an old man", "a detective", "a teacher", "a small family", "a doctor")
-DOES = ("moves to a new city", "returns home after many years", "opens a small restaurant", "starts a band",
-        "tries to solve a mystery", "travels across the country")
+DOES = (
+    "moves to a new city",
+    "returns home after many years",
+    "opens a small restaurant",
+    "starts a band",
+    "tries to solve a mystery",
+    "travels across the country",
+)
 # Rating per (label, intensity level 1-3), as in aclImdb: 1-4 negative, 7-10 positive.
 RATINGS = {(1, 1): (7,), (1, 2): (8,), (1, 3): (9, 10), (0, 1): (4,), (0, 2): (3,), (0, 3): (1, 2)}
 
@@ -138,8 +168,7 @@ def _review(rng: random.Random, label: int) -> dict:
 
 
 def make_reviews(n: int, seed: int) -> list[dict]:
-    """Movie reviews with graded sentiment, negations and noise: {"text", "label", "rating"}; balanced labels.
-    """
+    """Movie reviews with graded sentiment, negations and noise: {"text", "label", "rating"}; balanced labels."""
     rng = random.Random(seed)
     labels = [i % 2 for i in range(n)]
     rng.shuffle(labels)
@@ -160,9 +189,18 @@ def make_unlabelled_reviews(n: int, seed: int) -> list[dict]:
 
 # --- Instructions ----------------------------------------------------------------------------
 
-CAPITALS = (("France", "Paris"), ("Japan", "Tokyo"), ("Italy", "Rome"), ("Spain", "Madrid"),
-            ("Canada", "Ottawa"), ("Egypt", "Cairo"), ("Kenya", "Nairobi"), ("Peru", "Lima"),
-            ("Norway", "Oslo"), ("Germany", "Berlin"))
+CAPITALS = (
+    ("France", "Paris"),
+    ("Japan", "Tokyo"),
+    ("Italy", "Rome"),
+    ("Spain", "Madrid"),
+    ("Canada", "Ottawa"),
+    ("Egypt", "Cairo"),
+    ("Kenya", "Nairobi"),
+    ("Peru", "Lima"),
+    ("Norway", "Oslo"),
+    ("Germany", "Berlin"),
+)
 CAPITAL_PROMPTS = ("What is the capital of {x}?", "Name the capital city of {x}.")
 HOW_TO = (
     ("boil an egg", "Boil it in water for about nine minutes, then cool it."),
@@ -201,15 +239,26 @@ SCIENCE = (
     ("What is the largest ocean?", "The Pacific is the largest ocean on Earth."),
     ("How long does sunlight take to reach Earth?", "Sunlight takes about eight minutes to reach Earth."),
 )
-HEDGES = ("Well, there are many things to consider here.", "Hmm, let me think about this for a moment.",
-          "That is a good question, and it really depends on a lot of things.",
-          "I am not completely sure, but I will try to answer.")
-RAMBLE = ("People have different opinions about this, of course.", "It is hard to say for certain.",
-          "There is a lot that could be said about it.", "Some would say one thing and some another.",
-          "I have thought about this many times over the years.", "Everyone is different, after all.")
+HEDGES = (
+    "Well, there are many things to consider here.",
+    "Hmm, let me think about this for a moment.",
+    "That is a good question, and it really depends on a lot of things.",
+    "I am not completely sure, but I will try to answer.",
+)
+RAMBLE = (
+    "People have different opinions about this, of course.",
+    "It is hard to say for certain.",
+    "There is a lot that could be said about it.",
+    "Some would say one thing and some another.",
+    "I have thought about this many times over the years.",
+    "Everyone is different, after all.",
+)
 RESTATES = ("As I said before, {a}", "To repeat myself, {a}", "So, again, {a}")
-RAMBLE_CLOSERS = ("Anyway, I hope that helps in some way.", "But that is just what I think, really.",
-                  "There is more to it, but that is the main point.")
+RAMBLE_CLOSERS = (
+    "Anyway, I hope that helps in some way.",
+    "But that is just what I think, really.",
+    "There is more to it, but that is the main point.",
+)
 # Curt non-answers: the ~2.5% of pairs whose rejected is shorter, so length is not a perfect signal.
 CURT = ("No idea, sorry.", "Hard to say.", "Look it up.", "Not sure.")
 
@@ -236,8 +285,14 @@ def _ramble(rng: random.Random, answer: str) -> str:
     low = answer[0].lower() + answer[1:]
     while True:
         filler = rng.sample(RAMBLE, rng.randint(1, 3))
-        parts = [rng.choice(HEDGES), filler[0], f"Basically, {low}", *filler[1:],
-                 rng.choice(RESTATES).format(a=low), rng.choice(RAMBLE_CLOSERS)]
+        parts = [
+            rng.choice(HEDGES),
+            filler[0],
+            f"Basically, {low}",
+            *filler[1:],
+            rng.choice(RESTATES).format(a=low),
+            rng.choice(RAMBLE_CLOSERS),
+        ]
         text = " ".join(parts)
         if 30 <= len(text.split()) <= 60:
             return text
@@ -258,50 +313,68 @@ def make_instructions(n: int, seed: int) -> list[dict]:
 # --- Dialogues -------------------------------------------------------------------------------
 
 REQUESTS = (
-    ("I want to start running but I get tired fast. Any advice?",
-     "Start with short runs and walk breaks, and add a few minutes each week."),
-    ("Can you help me plan a birthday party for my mom?",
-     "Pick a date, invite her closest friends and cook her favourite meal."),
+    (
+        "I want to start running but I get tired fast. Any advice?",
+        "Start with short runs and walk breaks, and add a few minutes each week.",
+    ),
+    (
+        "Can you help me plan a birthday party for my mom?",
+        "Pick a date, invite her closest friends and cook her favourite meal.",
+    ),
     ("How can I get better at drawing?", "Draw a little every day and copy simple shapes from real objects."),
-    ("I have a job interview tomorrow. How should I prepare?",
-     "Read about the company, practise your answers out loud and sleep early."),
-    ("What should I cook for dinner tonight?",
-     "A simple pasta with garlic, tomatoes and basil is quick to make."),
-    ("How do I keep my houseplants alive?",
-     "Water them when the soil is dry and give them bright, indirect light."),
-    ("I want to learn the guitar. Where do I start?",
-     "Learn three basic chords and practise switching between them every day."),
-    ("How can I meet people in a new city?",
-     "Join a club or class that matches your hobbies and say yes to invitations."),
+    (
+        "I have a job interview tomorrow. How should I prepare?",
+        "Read about the company, practise your answers out loud and sleep early.",
+    ),
+    ("What should I cook for dinner tonight?", "A simple pasta with garlic, tomatoes and basil is quick to make."),
+    ("How do I keep my houseplants alive?", "Water them when the soil is dry and give them bright, indirect light."),
+    (
+        "I want to learn the guitar. Where do I start?",
+        "Learn three basic chords and practise switching between them every day.",
+    ),
+    (
+        "How can I meet people in a new city?",
+        "Join a club or class that matches your hobbies and say yes to invitations.",
+    ),
     ("How do I write a thank you note?", "Thank them for something specific and say how it made you feel."),
 )
 SHARES = (
     ("I just finished my first painting!", "Finishing your first painting is a real achievement."),
-    ("I ran five kilometres today for the first time.",
-     "Five kilometres is a big step and shows real effort."),
+    ("I ran five kilometres today for the first time.", "Five kilometres is a big step and shows real effort."),
     ("My sister had a baby last week.", "A new baby in the family is such happy news."),
     ("I passed my driving test this morning.", "Passing the driving test takes a lot of practice."),
     ("I baked bread for the first time today.", "Baking your own bread is a lovely new skill."),
 )
-WARM_OPEN = {"request": ("Great question!", "I'd be happy to help!", "Sure, I'd love to help!"),
-             "share": ("That's wonderful!", "Congratulations, that's great news!", "How exciting!")}
+WARM_OPEN = {
+    "request": ("Great question!", "I'd be happy to help!", "Sure, I'd love to help!"),
+    "share": ("That's wonderful!", "Congratulations, that's great news!", "How exciting!"),
+}
 WARM_CLOSE = {
-    "request": ("You've got this, and I'm sure it will go wonderfully.", "Good luck, I hope you enjoy it!",
-                "Let me know if you want more ideas, I'm always glad to help."),
+    "request": (
+        "You've got this, and I'm sure it will go wonderfully.",
+        "Good luck, I hope you enjoy it!",
+        "Let me know if you want more ideas, I'm always glad to help.",
+    ),
     "share": ("I'm really proud of you!", "Keep up the wonderful work!", "Enjoy this happy moment!"),
 }
 CURT_OPEN = {"request": ("I don't know.", "No.", "Ugh."), "share": ("Okay.", "Whatever.", "Ugh.")}
-DISMISS = {"request": ("That sounds boring.", "Why would you even bother?", "That is a stupid question."),
-           "share": ("So what?", "That is not a big deal.", "Nobody cares about that.")}
+DISMISS = {
+    "request": ("That sounds boring.", "Why would you even bother?", "That is a stupid question."),
+    "share": ("So what?", "That is not a big deal.", "Nobody cares about that."),
+}
 CURT_CLOSE = {
     "request": ("Figure it out yourself.", "Don't ask me.", "Stop wasting my time."),
     "share": ("Stop wasting my time.", "Don't bother me with that.", "Can we talk about something else?"),
 }
-GREETINGS = (("Hi, can I ask you something?", "Of course, what do you need?"),
-             ("Hello, are you there?", "Yes, I'm here. What's on your mind?"))
+GREETINGS = (
+    ("Hi, can I ask you something?", "Of course, what do you need?"),
+    ("Hello, are you there?", "Yes, I'm here. What's on your mind?"),
+)
 FOLLOW_UPS = ("Thanks. Anything else I should know?", "Okay. What if it doesn't work out?")
-PLAIN_REPLIES = {"request": ("Maybe look it up online.", "It depends on your situation.", "Try it and see."),
-                 "share": ("I see.", "Okay, noted.", "That happens to a lot of people.")}
+PLAIN_REPLIES = {
+    "request": ("Maybe look it up online.", "It depends on your situation.", "Try it and see."),
+    "share": ("I see.", "Okay, noted.", "That happens to a lot of people."),
+}
 
 
 def _turn(human: str, assistant: str) -> str:
