@@ -52,3 +52,11 @@ def test_check_finite_names_the_step():
     models.check_finite({"loss": 1.0}, "ok")
     with pytest.raises(StageError, match="ppo step 7: non-finite values"):
         models.check_finite({"loss": float("nan"), "kl": 0.1}, "ppo step 7")
+
+
+def test_prompt_token_limit_leaves_room_for_the_response():
+    from transformers import GPT2Config
+
+    assert models.prompt_token_limit(GPT2Config(n_positions=96), 20) == 76
+    with pytest.raises(StageError, match="does not fit the policy's context of 16 tokens"):
+        models.prompt_token_limit(GPT2Config(n_positions=16), 16)

@@ -41,11 +41,13 @@ def cut_at_eos(ids: torch.Tensor, eos: int) -> torch.Tensor:
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], settings, batch_size: int) -> tuple[list, list]:
     """Query and response token ids per prompt, the whole batch in one generate call."""
-    tokenizer.padding_side = "left"
+    tokenizer.padding_side = tokenizer.truncation_side = "left"
+    limit = models.prompt_token_limit(model.config, settings.max_new_tokens)
     queries, responses = [], []
     for start in range(0, len(prompts), batch_size):
+        batch = prompts[start : start + batch_size]
         enc = tokenizer(
-            prompts[start : start + batch_size], return_tensors="pt", padding=True, return_token_type_ids=False
+            batch, return_tensors="pt", padding=True, truncation=True, max_length=limit, return_token_type_ids=False
         )
         out = model.generate(**enc, **generation_kwargs(settings, tokenizer))
         for row, mask in zip(out, enc.attention_mask, strict=True):

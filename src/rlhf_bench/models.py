@@ -145,6 +145,22 @@ def save(model, tokenizer, out_dir: str | Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
+def prompt_token_limit(model_config, max_new_tokens: int) -> int:
+    """How many prompt tokens fit before `max_new_tokens` in the model's context (GPT-2: n_positions).
+
+    Longer prompts (multi-turn dialogues) are cut from the left: the last turn is what the policy answers.
+    """
+    context = getattr(model_config, "n_positions", None) or getattr(model_config, "max_position_embeddings", None)
+    if context is None:
+        return 10**9
+    if context <= max_new_tokens:
+        raise StageError(
+            f"max_new_tokens={max_new_tokens} does not fit the policy's context of {context} tokens. "
+            "Fix: lower max_new_tokens (ppo/evaluation) or raise sft.max_length."
+        )
+    return context - max_new_tokens
+
+
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 

@@ -97,6 +97,7 @@ def run(experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Pat
     prompts = [r["prompt"] for r in load_records(data_dir / "prompts_train.jsonl")]
     rng = np.random.default_rng(seed)
     gen = generation_kwargs(settings, tokenizer)
+    prompt_limit = models.prompt_token_limit(trainer.model.pretrained_model.config, settings.max_new_tokens)
     out.mkdir(parents=True, exist_ok=True)
     skipped_total = 0
     with open(out / "train_log.csv", "w", newline="") as handle:
@@ -105,7 +106,7 @@ def run(experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Pat
         for step in tqdm(range(settings.steps), desc=f"ppo {experiment.name} seed {seed}", unit="step", mininterval=5):
             started = time.time()
             batch = [prompts[i] for i in rng.choice(len(prompts), settings.batch_size, replace=False)]
-            queries = [tokenizer(p, return_tensors="pt").input_ids[0] for p in batch]
+            queries = [tokenizer(p, return_tensors="pt").input_ids[0][-prompt_limit:] for p in batch]
             # One generate call for the whole batch (trl's default batch_size=4 would loop).
             responses = trainer.generate(queries, batch_size=len(queries), return_prompt=False, **gen)
             texts = tokenizer.batch_decode(responses, skip_special_tokens=True)

@@ -798,12 +798,21 @@ def section_provenance(inp: Inputs) -> list[str]:
     else:
         lines += ["No stage recorded version drift.", ""]
 
-    for key, name in (("git_commit", "Git commit"), ("config_sha256", "Config sha256")):
-        values = grouped(records, lambda r, k=key: str(r.get(k)))
+    commits = grouped(records, lambda r: str(r.get("git_commit")))
+    mark = "**" if len(commits) > 1 else ""
+    lines += [
+        f"- {mark}Git commit{' differs between stages' if len(commits) > 1 else ''}{mark}: "
+        + "; ".join(f"`{v}` ({where(stages, labels)})" for v, stages in commits.items())
+    ]
+    # Each experiment's stages read that experiment's slice of the config: one hash per experiment.
+    for experiment in sorted({str(r.get("experiment")) for _, r in records}):
+        mine = [(label, r) for label, r in records if str(r.get("experiment")) == experiment]
+        values = grouped(mine, lambda r: str(r.get("config_sha256")))
         mark = "**" if len(values) > 1 else ""
         lines += [
-            f"- {mark}{name}{' differs between stages' if len(values) > 1 else ''}{mark}: "
-            + "; ".join(f"`{v}` ({where(stages, labels)})" for v, stages in values.items())
+            f"- {mark}Config sha256 of `{experiment}`{' differs between its stages' if len(values) > 1 else ''}"
+            f"{mark}: "
+            + "; ".join(f"`{v}` ({where(stages, [label for label, _ in mine])})" for v, stages in values.items())
         ]
     config_sha = hashlib.sha256(inp.config_path.read_bytes()).hexdigest()
     lines += [f"- sha256 of the config file this report read ({text(inp.config_path)}): `{config_sha}`", ""]
