@@ -15,7 +15,7 @@ export HF_DATASETS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install run dag test test-fast lint format lock benchmark clean
+.PHONY: install system-deps run dag test test-fast lint format lock benchmark clean
 
 install: $(STAMP)
 
@@ -31,7 +31,15 @@ run: install  ## the whole DAG on $(CONFIG) (default: the smoke profile)
 dag: install  ## the DAG as a picture: dag.png
 	snakemake --configfile $(CONFIG) --rulegraph | dot -Tpng > dag.png
 
-test: install  ## the whole test suite, the smoke DAG end to end included
+# Debian's chromium and poppler-utils: the tests open the report in a headless browser and render its PDF.
+system-deps:
+	@if command -v chromium >/dev/null && command -v pdftoppm >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium poppler-utils >/dev/null) \
+		|| echo "make: could not install chromium/poppler-utils: the report rendering tests will skip"; \
+	else echo "make: chromium/pdftoppm missing and not root: the report rendering tests will skip"; fi
+
+test: install system-deps  ## the whole test suite, the smoke DAG end to end included
 	pytest -q
 
 test-fast: install  ## unit tests only

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +115,51 @@ def test_second_run_has_nothing_to_do(finished_run):
     result = snakemake(finished_run, "-n", "--configfile", str(finished_run / "tiny.yaml"))
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+REPORT_SECTIONS = ["Abstract", "Setup", "Table 1", "Table 2", "Figures", "Sample generations", "Provenance"]
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("no chromium on PATH: `make system-deps` (as root) installs Debian's chromium")
+    return path
+
+
+def distinct_colours(png: bytes) -> int:
+    from PIL import Image
+
+    return len(set(Image.open(io.BytesIO(png)).convert("RGB").getdata()))
+
+
+def test_report_renders_in_a_headless_browser(finished_run, tmp_path):
+    """Open report.html as a reader would: every section, table and figure is there and no figure is empty."""
+    html_path = finished_run / "reports" / "smoke" / "report.html"
+    common = [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*common, "--dump-dom", html_path.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    headings = re.findall(r"<h2[^>]*>(.*?)</h2>", dom.stdout)
+    for section in REPORT_SECTIONS:
+        assert any(h.startswith(section) for h in headings), (section, headings)
+    assert dom.stdout.count("<table") >= 5
+    images = re.findall(r'<img[^>]*src="data:image/png;base64,([^"]+)"', dom.stdout)
+    assert len(images) >= 5  # curves, lengths, reward vs KL, judge labels, judge scores, RM vs judge
+    for encoded in images:
+        assert distinct_colours(base64.b64decode(encoded)) > 50  # a drawn plot, not a blank canvas
+    shot = tmp_path / "report.png"
+    result = subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,2000", html_path.as_uri()],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0 and distinct_colours(shot.read_bytes()) > 50
+
+
+def test_report_pdf_has_pages_with_content(finished_run, tmp_path):
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("no pdftoppm on PATH: `make system-deps` (as root) installs Debian's poppler-utils")
+    pdf = finished_run / "reports" / "smoke" / "report.pdf"
+    subprocess.run(["pdftoppm", "-png", "-r", "40", str(pdf), str(tmp_path / "page")], check=True, timeout=120)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) >= 4
+    assert all(distinct_colours(page.read_bytes()) > 10 for page in pages)

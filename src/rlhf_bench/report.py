@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from scipy.stats import spearmanr
 
 from rlhf_bench.aggregate import (
     ALPHA,
@@ -49,6 +50,7 @@ from rlhf_bench.aggregate import (
     read_table,
     staged_outputs,
 )
+from rlhf_bench.report_pdf import write_pdf
 
 POLICY_NAMES = {"base": "base", "rlhf": "RLHF"}
 PALETTE = {"base": "#4C72B0", "RLHF": "#DD8452"}
@@ -537,8 +539,17 @@ def figure_ppo_curves(inp: Inputs) -> Figure:
                 palette=greys,
                 ax=ax,
             )
-            mean = logs.groupby("step", as_index=False)[column].mean()
-            ax.plot(mean.step, mean[column], color="#C44E52", linewidth=2.2, label="mean over seeds")
+            spread = logs.groupby("step")[column].agg(["mean", "min", "max"]).reset_index()
+            ax.fill_between(
+                spread.step,
+                spread["min"],
+                spread["max"],
+                color="#C44E52",
+                alpha=0.15,
+                linewidth=0,
+                label="range over seeds",
+            )
+            ax.plot(spread.step, spread["mean"], color="#C44E52", linewidth=2.2, label="mean over seeds")
             ax.set(xlabel="PPO step (batches)", ylabel=label, title=f"{experiment}: {name}")
             ax.legend(fontsize="small")
     fig.suptitle(f"PPO training curves, profile {inp.profile}")
@@ -623,18 +634,97 @@ def figure_judge_scores(inp: Inputs, experiments: list[str]) -> Figure:
     return fig
 
 
+def figure_reward_vs_kl(inp: Inputs) -> Figure:
+    """The frontier view of the DPO paper (Rafailov et al. 2023, fig. 2): reward against KL to the base policy.
+
+    Lines: each seed's PPO trajectory (train_log.csv, a 5-step rolling mean, so the path is readable);
+    markers: where each seed's RLHF policy ends on the held-out prompts (evaluate), beside the base policy.
+    """
+    fig, axes = new_figure(len(inp.experiments))
+    greys = sns.color_palette("Greys", n_colors=len(inp.seeds) + 2)[2:]
+    for col, experiment in enumerate(inp.experiments):
+        ax = axes[0, col]
+        logs = inp.train_logs[inp.train_logs.experiment == experiment]
+        for colour, (seed, log) in zip(greys, logs.groupby("seed"), strict=False):
+            smooth = log.sort_values("step")[["kl", "reward_mean"]].rolling(5, min_periods=1).mean()
+            ax.plot(smooth.kl, smooth.reward_mean, color=colour, linewidth=0.9, label=f"seed {seed} (training)")
+        held_out = inp.samples[inp.samples.experiment == experiment]
+        per_seed = held_out.groupby(["policy", "seed"]).agg(kl=("kl", "mean"), reward=("reward", "mean"))
+        for policy, marker in (("base", "o"), ("rlhf", "*")):
+            points = per_seed.loc[policy]
+            ax.scatter(
+                points.kl,
+                points.reward,
+                marker=marker,
+                s=90 if marker == "*" else 40,
+                zorder=3,
+                color=PALETTE[POLICY_NAMES[policy]],
+                label=f"{POLICY_NAMES[policy]} (held-out, per seed)",
+            )
+        reward = (inp.config["experiments"][experiment].get("ppo") or {}).get("reward", "")
+        ax.set(
+            xlabel="KL to base per response (nats)",
+            ylabel=f"mean reward ({REWARD_UNITS.get(reward, reward)})",
+            title=experiment,
+        )
+        ax.legend(fontsize="x-small")
+    fig.suptitle(f"Reward vs KL: training paths and held-out end points, profile {inp.profile}")
+    return fig
+
+
+def reward_model_judged(inp: Inputs, with_judge: list[str]) -> list[str]:
+    """Experiments whose PPO reward is a reward model and whose samples a judge scored."""
+    return [e for e in with_judge if (inp.config["experiments"][e].get("ppo") or {}).get("reward") == "reward_model"]
+
+
+def figure_reward_vs_judge(inp: Inputs, experiments: list[str]) -> Figure:
+    """Reward-model score against the independent judge's score, per sample: does the policy fool the
+    reward model? RLHF samples high on reward but not on the judge are the reward hacks."""
+    fig, axes = new_figure(len(experiments))
+    for col, experiment in enumerate(experiments):
+        data = with_policy_names(inp.samples[inp.samples.experiment == experiment])
+        ax = axes[0, col]
+        sns.scatterplot(
+            data=data,
+            x="reward",
+            y="judge_score",
+            hue="policy",
+            hue_order=list(PALETTE),
+            palette=PALETTE,
+            alpha=0.5,
+            s=14,
+            linewidth=0,
+            ax=ax,
+        )
+        rlhf = data[data.policy == "RLHF"]
+        rho = spearmanr(rlhf.reward, rlhf.judge_score).statistic if len(rlhf) > 2 else float("nan")
+        ax.set(
+            xlabel="reward-model score (logit)",
+            ylabel="judge score (positivity, 0-1)",
+            title=f"{experiment} (RLHF Spearman ρ = {fmt(rho, 2)})",
+        )
+    fig.suptitle(f"Reward model vs independent judge, per sample (all seeds), profile {inp.profile}")
+    return fig
+
+
 def render_figures(inp: Inputs) -> list[tuple[str, str, Figure]]:
     """(file name, caption, figure) for every figure the inputs support, in report order."""
     figures = [
         (
             "ppo_curves.png",
-            "Reward and KL per PPO step: thin grey lines are seeds, the red line their mean.",
+            "Reward and KL per PPO step: thin grey lines are seeds, the red line their mean, the band their range.",
             figure_ppo_curves(inp),
         ),
         (
             "length_hist.png",
             "Response length in words, base vs RLHF, pooled over seeds.",
             figure_length_hist(inp),
+        ),
+        (
+            "reward_vs_kl.png",
+            "Reward against KL to the base policy: each seed's PPO path (5-step rolling mean) and where base and "
+            "RLHF policies end on the held-out prompts.",
+            figure_reward_vs_kl(inp),
         ),
     ]
     with_judge = judged(inp.samples)
@@ -651,6 +741,16 @@ def render_figures(inp: Inputs) -> list[tuple[str, str, Figure]]:
                 figure_judge_scores(inp, with_judge),
             ),
         ]
+    fooled = reward_model_judged(inp, with_judge)
+    if fooled:
+        figures.append(
+            (
+                "reward_vs_judge.png",
+                "Reward-model score vs judge score per sample: RLHF samples that the reward model rates high and "
+                "the judge does not are reward hacks.",
+                figure_reward_vs_judge(inp, fooled),
+            )
+        )
     return figures
 
 
@@ -919,6 +1019,7 @@ def write_report(inp: Inputs, out_dir: Path) -> list[str]:
             title = str(inp.config.get("title") or f"rlhf-bench report: profile {inp.profile}")
             (staging / "report.md").write_text(md_text, encoding="utf-8")
             (staging / "report.html").write_text(build_html(md_text, title, pngs), encoding="utf-8")
+            write_pdf(md_text, staging / "figures", staging / "report.pdf", title)
     return [name for name, _, _ in figures]
 
 
@@ -930,7 +1031,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"rlhf_bench.report: error: {err}", file=sys.stderr)
         return 2
-    print(f"rlhf_bench.report: wrote {args.out_dir / 'report.md'}, report.html and {len(figures)} figure(s)")
+    print(
+        f"rlhf_bench.report: wrote {args.out_dir / 'report.md'}, report.html, report.pdf and {len(figures)} figure(s)"
+    )
     return 0
 
 

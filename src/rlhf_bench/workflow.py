@@ -97,4 +97,4 @@ class Layout:
         return [f"{self.results}/{name}" for name in ("summary.csv", "rm_summary.csv", "tests.csv")]
 
     def report_files(self) -> list[str]:
-        return [f"{self.reports}/report.md", f"{self.reports}/report.html"]
+        return [f"{self.reports}/report.md", f"{self.reports}/report.html", f"{self.reports}/report.pdf"]
