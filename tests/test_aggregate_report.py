@@ -23,7 +23,6 @@ HEADINGS = [
     "Table 2: PPO base vs RLHF",
     "Figures",
     "Sample generations",
-    "Wall time per stage",
     "Provenance",
 ]
 DRIFT = "trl: expected 0.7.4, found 0.7.5"
@@ -223,6 +222,7 @@ def test_report_writes_markdown_html_and_figures(full_run):
         "judge_scores.png",
         "length_hist.png",
         "ppo_curves.png",
+        "reward_vs_kl.png",
     ]
     for heading in HEADINGS:
         assert re.search(rf"<h2>{re.escape(heading)}</h2>", page), heading
@@ -270,11 +270,15 @@ def test_report_without_judge_omits_judge_figures(small_results, tmp_path):
     assert aggregate.main(cli_args(small_results, small_results)) == 0
     out = tmp_path / "rep"
     assert report.main(cli_args(small_results, out)) == 0
-    assert sorted(f.name for f in (out / "figures").iterdir()) == ["length_hist.png", "ppo_curves.png"]
+    assert sorted(f.name for f in (out / "figures").iterdir()) == [
+        "length_hist.png",
+        "ppo_curves.png",
+        "reward_vs_kl.png",
+    ]
     md = (out / "report.md").read_text()
     assert "No experiment in this profile has a judge" in md
     assert "No Snakemake benchmark files" in md
-    assert (out / "report.html").read_text().count("data:image/png;base64,") == 2
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 3
 
 
 def test_report_missing_aggregate_output_exits_2(small_results, tmp_path, capsys):

@@ -378,6 +378,9 @@ def section_setup(inp: Inputs) -> list[str]:
     lines += table(
         ["experiment", "description", "source", "PPO objective", "eval prompts per seed", "documented"], rows
     )
+    lines += ["Models, data and judge:", ""]
+    lines += table(["experiment", "policy", "reward model", "PPO reward", "data", "judge"], model_rows(inp))
+    lines += section_hardware(inp) + section_stage_times(inp) + section_deviations(inp)
     for section in ("ppo", "reward_model"):
         params = {e: flatten(exp.get(section) or {}) for e, exp in inp.config["experiments"].items()}
         keys = list(dict.fromkeys(k for p in params.values() for k in p))
@@ -389,6 +392,113 @@ def section_setup(inp: Inputs) -> list[str]:
             [[code(k)] + [text(p.get(k, "–")) for p in params.values()] for k in keys],
         )
     return lines
+
+
+def model_rows(inp: Inputs) -> list[list[str]]:
+    rows = []
+    for experiment, exp in inp.config["experiments"].items():
+        sft, rm, data = exp.get("sft") or {}, exp.get("reward_model") or {}, exp.get("data") or {}
+        if exp.get("policy") == "sft" and sft.get("init", "scratch") == "scratch":
+            policy = (
+                f"GPT-2 from scratch ({sft.get('n_layer')} layers, width {sft.get('n_embd')}, "
+                f"BPE vocabulary {sft.get('vocab_size')}), trained on the corpus"
+            )
+        elif exp.get("policy") == "sft":
+            policy = f"{sft.get('init')} fine-tuned on the corpus"
+        else:
+            policy = str(exp.get("policy"))
+        if rm.get("init", "scratch") == "scratch":
+            reward_model = (
+                f"{rm.get('architecture')} from scratch ({rm.get('n_layer')} layers, width {rm.get('hidden_size')})"
+            )
+        else:
+            reward_model = str(rm.get("init"))
+        source = data.get("source", "")
+        pairs = f"{data.get('n_pairs_train')} / {data.get('n_pairs_test')} pairs (train / test)"
+        rows.append(
+            [
+                code(experiment),
+                text(policy + " + LoRA"),
+                text(reward_model),
+                text(REWARD_UNITS.get((exp.get("ppo") or {}).get("reward"), "")),
+                text(f"{data.get('format')} format from {source}; {pairs}"),
+                text((exp.get("evaluation") or {}).get("judge", "none")),
+            ]
+        )
+    return rows
+
+
+def section_hardware(inp: Inputs) -> list[str]:
+    kinds = grouped(inp.provenance, lambda r: json.dumps(r.get("hardware"), sort_keys=True))
+    lines = []
+    for hardware in kinds:
+        h = json.loads(hardware) or {}
+        accelerator = h.get("cuda") or "no GPU"
+        image = f", container {h['container_image']}" if h.get("container_image") else ""
+        lines.append(
+            f"Hardware: {text(h.get('cpu'))}, {h.get('cpu_count')} cores, {h.get('torch_threads')} torch thread(s) "
+            f"per job, {text(accelerator)}, Python {h.get('python')}{text(image)}."
+        )
+    return lines + [""]
+
+
+def section_stage_times(inp: Inputs) -> list[str]:
+    """Wall time and peak memory per rule, from Snakemake's benchmark files (absent: a run outside Snakemake)."""
+    if inp.benchmarks.empty:
+        return [f"No Snakemake benchmark files under {text(inp.results_dir / 'benchmarks')}.", ""]
+    frame = inp.benchmarks.assign(rule=inp.benchmarks.file.map(benchmark_rule))
+    per_rule = frame.groupby("rule", sort=False).agg(
+        jobs=("file", "count"), total=("seconds", "sum"), longest=("seconds", "max"), rss=("max_rss_mb", "max")
+    )
+    lines = ["Wall time per stage (Snakemake benchmark files; peak resident memory of any job of the rule):", ""]
+    return lines + table(
+        ["rule", "jobs", "total (s)", "longest job (s)", "peak memory (MB)"],
+        [
+            [code(rule), str(int(r.jobs)), fmt(r.total), fmt(r.longest), fmt(r.rss)]
+            for rule, r in per_rule.sort_index(key=lambda rules: rules.map(pipeline_position)).iterrows()
+        ],
+    )
+
+
+RULE_ORDER = ("resolved_config", "experiment_config", "download", "prepare_data", "sft", "train_reward_model", "ppo",
+              "evaluate", "aggregate", "claims", "report")  # fmt: skip
+
+
+def pipeline_position(rule: str) -> int:
+    return RULE_ORDER.index(rule) if rule in RULE_ORDER else len(RULE_ORDER)
+
+
+def benchmark_rule(file: str) -> str:
+    """'imdb-negative.ppo.seed0.tsv' -> 'ppo'; 'aggregate.tsv' -> 'aggregate'."""
+    parts = file.removesuffix(".tsv").split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def section_deviations(inp: Inputs) -> list[str]:
+    """Every place this run differs from the documented setting: declared in the config, plus drift."""
+    rows = []
+    declared = [("all", d) for d in inp.config.get("deviations") or []]
+    for experiment, exp in inp.config["experiments"].items():
+        declared += [(experiment, d) for d in exp.get("deviations") or []]
+    for experiment, d in declared:
+        rows.append(
+            [
+                code(experiment),
+                text(d.get("setting", "")),
+                text(d.get("documented", "")),
+                text(d.get("ours", "")),
+                text(d.get("why", "")),
+            ]
+        )
+    if not inp.config.get("comparable_to_documented", False):
+        reason = inp.config.get("comparability_note") or NOT_COMPARABLE_REASONS.get(inp.profile, "see the config")
+        rows.append(["all", "models and data", "the documented models and datasets", text(reason), "profile"])
+    drift = sorted({str(e) for _, r in inp.provenance for e in r.get("version_drift") or []})
+    rows += [["all", "library version", "pinned", f"**{text(d)}**", "--allow-version-drift"] for d in drift]
+    lines = ["Deviations from the documented setting:", ""]
+    if not rows:
+        return lines + ["None declared.", ""]
+    return lines + table(["experiment", "setting", "documented", "ours", "why"], rows)
 
 
 def section_rm_table(inp: Inputs) -> list[str]:
@@ -839,28 +949,6 @@ def section_samples(inp: Inputs) -> list[str]:
     return lines
 
 
-def section_wall_time(inp: Inputs) -> list[str]:
-    lines = ["## Wall time per stage", ""]
-    if inp.benchmarks.empty:
-        lines += [f"No Snakemake benchmark files under {text(inp.results_dir / 'benchmarks')}.", ""]
-    else:
-        lines += [
-            "From the Snakemake benchmark files (mean over repeats; max RSS in MB as Snakemake reports it):",
-            "",
-        ]
-        lines += table(
-            ["benchmark file", "runs", "wall time (s)", "max RSS (MB)"],
-            [[text(r.file), str(r.runs), fmt(r.seconds), fmt(r.max_rss_mb)] for r in inp.benchmarks.itertuples()],
-        )
-    rows = [
-        [text(label), text(rec.get("stage", "")), fmt(rec.get("seconds")), text(rec.get("started_utc", ""))]
-        for label, rec in inp.provenance
-    ]
-    lines += ["Seconds recorded by each stage in its provenance.json:", ""]
-    lines += table(["stage directory", "stage", "seconds", "started (UTC)"], rows)
-    return lines
-
-
 def where(labels: list[str], all_labels: list[str]) -> str:
     return "all stages" if sorted(labels) == sorted(all_labels) else ", ".join(text(label) for label in labels)
 
@@ -986,7 +1074,6 @@ def build_markdown(inp: Inputs, figures: list[tuple[str, str, Figure]]) -> str:
         section_ppo_table(inp),
         section_figures(inp, figures),
         section_samples(inp),
-        section_wall_time(inp),
         section_provenance(inp),
     ]
     return "\n".join(line for section in sections for line in section).rstrip() + "\n"
