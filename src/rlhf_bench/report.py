@@ -1021,6 +1021,11 @@ def section_provenance(inp: Inputs) -> list[str]:
         "",
     ]
     lines += table(["experiment", "file", "sha256", "recorded by"], checksum_rows(inp))
+    lines += ["Command line of each stage (as recorded in its provenance.json):", ""]
+    lines += table(
+        ["stage directory", "seconds", "command"],
+        [[text(label), fmt(rec.get("seconds")), code(str(rec.get("command", "")))] for label, rec in inp.provenance],
+    )
     return lines
 
 

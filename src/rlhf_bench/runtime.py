@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import random
+import shlex
 import subprocess
 import sys
 import time
@@ -171,7 +172,7 @@ class Stage:
                 "version_drift": drift,
                 "git_commit": git_commit(),
                 "config_sha256": config.sha256,
-                "command": " ".join(sys.argv) if argv is None else " ".join([self.parser.prog, *argv]),
+                "command": shlex.join([*self.parser.prog.split(), *(sys.argv[1:] if argv is None else argv)]),
                 "started_utc": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
                 "data_checksums": {},
             }
