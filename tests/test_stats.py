@@ -1,4 +1,5 @@
-"""rlhf_bench.stats against independent computations: closed forms, hand counts and fixed numbers."""
+"""rlhf_bench.stats against independent computations: closed forms, hand counts, other libraries' functions
+and published worked examples, edge cases included (all-equal samples, one seed, zero successes, NaN)."""
 
 import math
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from rlhf_bench import stats
 from rlhf_bench.stats import mann_whitney_one_sided, t_interval, welch_t, wilson_interval
 
 Z95 = 1.959963984540054  # standard normal 97.5% quantile
@@ -140,3 +142,298 @@ def test_welch_t_edge_cases():
     assert t > 0 and p < 0.05
     with pytest.raises(ValueError, match="welch_t: a contains NaN"):
         welch_t([float("nan"), 1.0], [1.0, 2.0], "greater")
+
+
+# ------------------------------------------------------------------------------ proportions
+
+
+def test_binomial_test_published_example():
+    """R's binom.test documentation (Conover 1971, p. 97): 682 of 925 against p = 3/4, p-value 0.3825."""
+    assert stats.binomial_test(682, 925, 0.75) == pytest.approx(0.3825, abs=5e-5)
+
+
+def test_binomial_one_sided_equals_binomial_tail_sums():
+    assert stats.binomial_test(386, 400, 0.95, "greater") == pytest.approx(sps.binom.sf(385, 400, 0.95), rel=1e-9)
+    assert stats.binomial_test(386, 400, 0.99, "less") == pytest.approx(sps.binom.cdf(386, 400, 0.99), rel=1e-9)
+
+
+def test_binomial_zero_successes():
+    assert stats.binomial_test(0, 10, 0.5, "less") == pytest.approx(0.5**10)
+    assert stats.binomial_test(0, 10, 0.0, "two-sided") == 1.0
+    assert math.isnan(stats.binomial_test(0, 0, 0.5))
+
+
+def test_binomial_tost_is_the_larger_one_sided_p():
+    k, n, low, high = 386, 400, 0.953, 0.993
+    expected = max(sps.binom.sf(k - 1, n, low), sps.binom.cdf(k, n, high))
+    assert stats.binomial_tost(k, n, low, high) == pytest.approx(expected, rel=1e-9)
+    # A band reaching past 1 has no upper null: only the lower test counts.
+    assert stats.binomial_tost(399, 400, 0.989, 1.009) == pytest.approx(sps.binom.sf(398, 400, 0.989), rel=1e-9)
+    # 400 of 400 against a band ending at exactly 1: H0 p >= 1 cannot be rejected by a perfect count.
+    assert stats.binomial_tost(400, 400, 0.98, 1.0) == 1.0
+
+
+def test_binomial_outside_doubles_the_smaller_side():
+    k, n, low, high = 300, 400, 0.953, 0.993
+    expected = min(1.0, 2 * min(sps.binom.cdf(k, n, low), sps.binom.sf(k - 1, n, high)))
+    assert stats.binomial_outside(k, n, low, high) == pytest.approx(expected, rel=1e-9)
+    assert stats.binomial_outside(k, n, low, high) < 1e-10  # 75% is far below 95.3%
+
+
+def test_binomial_rejects_nan_and_impossible_counts():
+    with pytest.raises(ValueError, match="binomial_test: successes and n must be numbers"):
+        stats.binomial_test(float("nan"), 10, 0.5)
+    with pytest.raises(ValueError, match="binomial_test: p0 is NaN"):
+        stats.binomial_test(3, 10, float("nan"))
+    with pytest.raises(ValueError, match="binomial_tost: need 0 <= successes <= n"):
+        stats.binomial_tost(11, 10, 0.1, 0.2)
+
+
+def test_newcomb_interval_published_example():
+    """Newcomb (1998), Stat Med 17:873, example (a): 56/70 - 48/80, hybrid score interval 0.0524 to 0.3339."""
+    diff, low, high = stats.diff_proportions_interval(56, 70, 48, 80)
+    assert diff == pytest.approx(0.2)
+    assert (low, high) == pytest.approx((0.0524, 0.3339), abs=5e-5)
+
+
+def test_newcomb_interval_on_ten_samples_is_wide():
+    """The hh-positive figures (9/10 against 6/10): the documented rise of 0.3 is compatible with none."""
+    _, low, high = stats.diff_proportions_interval(9, 10, 6, 10)
+    assert low < 0 < 0.3 < high
+
+
+def test_fisher_exact_equals_hypergeometric_tail():
+    # 9/10 against 6/10: P(X >= 9) for X ~ hypergeometric(20 trials, 15 successes, 10 drawn).
+    expected = sps.hypergeom.sf(8, 20, 15, 10)
+    assert stats.fisher_exact(9, 10, 6, 10, "greater") == pytest.approx(expected, rel=1e-9)
+    assert expected > 0.05  # the documented rise is not significant on its own ten samples
+
+
+def test_two_proportion_tost_matches_statsmodels_and_one_sided_tests():
+    from statsmodels.stats.proportion import tost_proportions_2indep
+
+    p = stats.tost_two_proportions(390, 400, 386, 400, -0.01, 0.01)
+    assert p == pytest.approx(tost_proportions_2indep(390, 400, 386, 400, -0.01, 0.01).pvalue)
+    lower = stats.two_proportions_test(390, 400, 386, 400, -0.01, "greater")
+    upper = stats.two_proportions_test(390, 400, 386, 400, 0.01, "less")
+    assert p == pytest.approx(max(lower, upper))
+    assert stats.tost_two_proportions(400, 400, 400, 400, -0.01, 0.01) < 0.05  # 100% vs 100%: no warning, no NaN
+
+
+# ---------------------------------------------------------------------------- one sample
+
+
+def test_one_sample_t_matches_scipy():
+    values = [0.53125, 0.71875, 0.671875]
+    for alternative in ("greater", "less", "two-sided"):
+        t, p = stats.one_sample_t(values, 0.5, alternative)
+        expected = sps.ttest_1samp(values, 0.5, alternative=alternative)
+        assert (t, p) == pytest.approx((expected.statistic, expected.pvalue))
+
+
+def test_one_sample_edge_cases():
+    assert all(math.isnan(x) for x in stats.one_sample_t([0.7], 0.5, "greater"))  # one seed
+    assert all(math.isnan(x) for x in stats.one_sample_t([0.7, 0.7, 0.7], 0.5, "greater"))  # all equal
+    assert math.isnan(stats.tost_one_sample([0.7], 0.6, 0.8))
+    assert math.isnan(stats.tost_one_sample([0.7, 0.7], 0.6, 0.8))
+    with pytest.raises(ValueError, match=r"one_sample_t: values contains NaN at position\(s\) \[0\]"):
+        stats.one_sample_t([float("nan"), 1.0], 0.5, "greater")
+    with pytest.raises(ValueError, match="tost_one_sample: need low < high"):
+        stats.tost_one_sample([1.0, 2.0], 1.0, 1.0)
+
+
+def test_tost_one_sample_is_two_one_sided_t_tests():
+    values = [0.64, 0.67, 0.64]
+    low, high = 0.573, 0.673
+    expected = max(
+        sps.ttest_1samp(values, low, alternative="greater").pvalue,
+        sps.ttest_1samp(values, high, alternative="less").pvalue,
+    )
+    assert stats.tost_one_sample(values, low, high) == pytest.approx(expected)
+    outside = min(1.0, 2 * min(
+        sps.ttest_1samp(values, low, alternative="less").pvalue,
+        sps.ttest_1samp(values, high, alternative="greater").pvalue,
+    ))  # fmt: skip
+    assert stats.one_sample_outside(values, low, high) == pytest.approx(outside)
+
+
+# ---------------------------------------------------------------------------- two samples
+
+
+def test_welch_diff_test_equals_scipy_on_shifted_data():
+    a, b = [5.1, 4.9, 5.6, 5.8], [4.0, 4.2, 4.8]
+    assert stats.welch_diff_test(a, b, 0.0, "greater") == pytest.approx(welch_t(a, b, "greater"))
+    shifted = sps.ttest_ind(np.subtract(a, 0.5), b, equal_var=False, alternative="less")
+    assert stats.welch_diff_test(a, b, 0.5, "less") == pytest.approx((shifted.statistic, shifted.pvalue))
+
+
+def test_welch_diff_interval_matches_hand_formula():
+    a, b = [5.1, 4.9, 5.6, 5.8], [4.0, 4.2, 4.8]
+    va, vb = np.var(a, ddof=1) / 4, np.var(b, ddof=1) / 3
+    df = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 2)
+    half = sps.t.ppf(0.975, df) * math.sqrt(va + vb)
+    diff = np.mean(a) - np.mean(b)
+    assert stats.welch_diff_interval(a, b) == pytest.approx((diff, diff - half, diff + half))
+
+
+def test_two_sample_edge_cases():
+    assert stats.welch_diff_interval([1.0, 1.0], [0.5, 0.5]) == (0.5, 0.5, 0.5)  # both constant: exact
+    diff, low, high = stats.welch_diff_interval([1.0], [0.5, 0.7])  # one seed
+    assert diff == pytest.approx(0.4) and math.isnan(low) and math.isnan(high)
+    assert all(math.isnan(x) for x in stats.welch_diff_test([1.0, 1.0], [0.5, 0.5], 0.0, "greater"))
+    assert stats.tost_two_sample([1.0, 1.0], [0.95, 0.95], -0.1, 0.1) == 0.0
+    assert stats.tost_two_sample([1.0, 1.0], [0.5, 0.5], -0.1, 0.1) == 1.0
+    assert math.isnan(stats.tost_two_sample([1.0], [0.5, 0.6], -0.1, 0.1))
+    with pytest.raises(ValueError, match="welch_diff_interval: b contains NaN"):
+        stats.welch_diff_interval([1.0, 2.0], [float("nan"), 1.0])
+
+
+def test_tost_two_sample_is_two_one_sided_welch_tests():
+    a, b = [0.61, 0.63, 0.60, 0.62], [0.60, 0.61, 0.63]
+    expected = max(
+        sps.ttest_ind(np.add(a, 0.05), b, equal_var=False, alternative="greater").pvalue,
+        sps.ttest_ind(np.subtract(a, 0.05), b, equal_var=False, alternative="less").pvalue,
+    )
+    assert stats.tost_two_sample(a, b, -0.05, 0.05) == pytest.approx(expected)
+    assert stats.tost_two_sample(a, b, -0.05, 0.05) < 0.05
+
+
+def test_ks_statistic_is_the_largest_ecdf_gap():
+    a = [3.0, 5.0, 5.0, 8.0, 9.0, 12.0]
+    b = [1.0, 2.0, 2.0, 3.0, 4.0, 6.0, 7.0]
+    grid = np.union1d(a, b)
+    gap = max(
+        abs(np.searchsorted(np.sort(a), x, "right") / 6 - np.searchsorted(np.sort(b), x, "right") / 7) for x in grid
+    )
+    d, p = stats.ks_two_sample(a, b)
+    assert d == pytest.approx(gap)
+    assert p == pytest.approx(sps.ks_2samp(a, b).pvalue)
+    assert stats.ks_two_sample([2.0] * 5, [2.0] * 5) == (0.0, 1.0)  # all equal: no difference
+    with pytest.raises(ValueError, match="ks_two_sample: a contains NaN"):
+        stats.ks_two_sample([float("nan")], [1.0])
+
+
+def test_cohens_d_hand_example_and_statsmodels():
+    a, b = [2.0, 4.0, 6.0], [1.0, 2.0, 3.0]
+    # pooled SD: sqrt((2*4 + 2*1) / 4) = sqrt(2.5); d = (4 - 2) / sqrt(2.5)
+    assert stats.cohens_d(a, b) == pytest.approx(2 / math.sqrt(2.5))
+    from statsmodels.stats.meta_analysis import effectsize_smd
+
+    hedges_g, _ = effectsize_smd(4.0, 2.0, 3, 2.0, 1.0, 3)
+    assert stats.cohens_d(a, b) * (1 - 3 / (4 * 6 - 9)) == pytest.approx(hedges_g)
+
+
+def test_cohens_d_edge_cases():
+    assert math.isnan(stats.cohens_d([1.0, 1.0], [1.0, 1.0]))  # all equal: no scale
+    assert math.isnan(stats.cohens_d([1.0], [2.0]))  # one value each
+    assert stats.cohens_d([1.0], [2.0, 4.0]) == pytest.approx((1 - 3) / math.sqrt(2.0))
+    with pytest.raises(ValueError, match="cohens_d: a contains NaN"):
+        stats.cohens_d([float("nan"), 1.0], [1.0, 2.0])
+
+
+def test_cliffs_delta_counts_pairs():
+    a = [3.0, 4.0, 5.0, 6.0, 7.0, 7.5]
+    b = [1.0, 2.0, 3.0, 4.0, 5.0]
+    by_hand = (sum(x > y for x in a for y in b) - sum(x < y for x in a for y in b)) / (len(a) * len(b))
+    assert stats.cliffs_delta(a, b) == pytest.approx(by_hand)
+    assert stats.cliffs_delta([1.0, 1.0], [1.0, 1.0]) == 0.0
+    assert stats.cliffs_delta([5.0, 6.0], [1.0, 2.0]) == 1.0
+    assert math.isnan(stats.cliffs_delta([], [1.0]))
+
+
+# ------------------------------------------------------------------------------------ IQM
+
+
+def test_iqm_is_the_mean_of_the_middle_half():
+    assert stats.iqm([1, 2, 3, 4, 5, 6, 7, 8]) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
+    values = [9.0, 0.1, 0.5, 0.4, 0.45, 0.6, 0.55, 0.2]
+    assert stats.iqm(values) == pytest.approx(np.mean(np.sort(values)[2:6]))
+
+
+def rliable_stratified_bootstrap(scores: np.ndarray, reps: int, rng) -> tuple[float, float]:
+    """rliable's StratifiedBootstrap written out: resample runs within each task, IQM of all, percentiles."""
+    runs, tasks = scores.shape
+    resampled = np.concatenate([scores[rng.integers(0, runs, (reps, runs)), j] for j in range(tasks)], axis=1)
+    draws = sps.trim_mean(resampled, 0.25, axis=1)
+    return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+
+
+def test_iqm_stratified_bootstrap_agrees_with_rliable_algorithm():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(10, 4)) + np.arange(4)  # 10 runs x 4 tasks with different levels
+    point, low, high = stats.iqm_stratified_bootstrap(scores, n_resamples=20_000, seed=1)
+    ref_low, ref_high = rliable_stratified_bootstrap(scores, 20_000, np.random.default_rng(2))
+    assert point == pytest.approx(sps.trim_mean(scores.ravel(), 0.25))
+    # Two independent Monte-Carlo estimates of the same percentiles.
+    assert (low, high) == pytest.approx((ref_low, ref_high), abs=0.02)
+    assert low < point < high
+
+
+def test_iqm_bootstrap_is_seeded_and_edge_cases():
+    values = [0.53, 0.72, 0.67]
+    assert stats.iqm_stratified_bootstrap(values, seed=0) == stats.iqm_stratified_bootstrap(values, seed=0)
+    point, low, high = stats.iqm_stratified_bootstrap([0.7])  # one seed: no spread to resample
+    assert point == 0.7 and math.isnan(low) and math.isnan(high)
+    assert stats.iqm_stratified_bootstrap([0.25, 0.25, 0.25]) == (0.25, 0.25, 0.25)
+    assert all(math.isnan(x) for x in stats.iqm_stratified_bootstrap([]))
+    with pytest.raises(ValueError, match="iqm_stratified_bootstrap: scores contains NaN"):
+        stats.iqm_stratified_bootstrap([0.1, float("nan"), 0.3])
+
+
+# ------------------------------------------------------------------------- Holm and power
+
+
+def test_holm_matches_hand_computation_and_keeps_nan():
+    # Holm (1979): sorted p times (m - rank + 1), running maximum, capped at 1. m = 4 (the NaN is not tested).
+    adjusted = stats.holm([0.01, 0.04, float("nan"), 0.03, 0.005])
+    assert adjusted[:2] == pytest.approx([0.03, 0.06])
+    assert math.isnan(adjusted[2])
+    assert adjusted[3:] == pytest.approx([0.06, 0.02])
+    assert stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert all(math.isnan(p) for p in stats.holm([float("nan")]))
+
+
+def test_mde_one_sample_has_the_stated_power():
+    """Plug the detectable d back into the noncentral t distribution: the power is 0.8."""
+    for n, alternative in ((3, "greater"), (5, "two-sided"), (10, "less")):
+        shift, d = stats.mde_one_sample(n, 0.1, alternative=alternative)
+        assert shift == pytest.approx(d * 0.1) and d > 0
+        nc = d * math.sqrt(n)
+        if alternative == "two-sided":
+            crit = sps.t.ppf(0.975, n - 1)
+            achieved = sps.nct.sf(crit, n - 1, nc) + sps.nct.cdf(-crit, n - 1, nc)
+        else:
+            achieved = sps.nct.sf(sps.t.ppf(0.95, n - 1), n - 1, nc)
+        assert achieved == pytest.approx(0.8, abs=1e-4)
+
+
+def test_mde_two_sample_has_the_stated_power():
+    shift, d = stats.mde_two_sample(3, 3, 0.05, alternative="greater")
+    nc, df = d * math.sqrt(3 / 2), 4
+    assert sps.nct.sf(sps.t.ppf(0.95, df), df, nc) == pytest.approx(0.8, abs=1e-4)
+    assert shift == pytest.approx(d * 0.05)
+    assert d > 2  # three seeds per policy: only effects of more than two SDs are detectable
+
+
+def test_mde_proportion_has_the_stated_power():
+    drop, h = stats.mde_proportion(400, 0.973)
+    p1 = 0.973 - drop
+    assert 2 * math.asin(math.sqrt(0.973)) - 2 * math.asin(math.sqrt(p1)) == pytest.approx(h)
+    z = sps.norm.ppf(0.975)
+    assert sps.norm.cdf(h * math.sqrt(400) - z) + sps.norm.cdf(-h * math.sqrt(400) - z) == pytest.approx(0.8, abs=1e-4)
+
+
+def test_mde_edge_cases():
+    assert all(math.isnan(x) for x in stats.mde_one_sample(1, 0.1))  # one seed: no test
+    shift, d = stats.mde_one_sample(3, 0.0)  # all equal: no scale for the effect
+    assert math.isnan(shift) and d > 0
+    assert all(math.isnan(x) for x in stats.mde_two_sample(1, 3, 0.1))
+    assert all(math.isnan(x) for x in stats.mde_proportion(0, 0.9))
+
+
+def test_what_an_interval_on_ten_samples_is():
+    """The hh-positive figures come from ten samples: 6/10 bounds the ratio only to about 0.31-0.83."""
+    low, high = wilson_interval(6, 10)
+    assert (low, high) == pytest.approx(wilson_closed_form(6, 10), abs=1e-9)
+    assert (round(low, 2), round(high, 2)) == (0.31, 0.83)
+    assert stats.mde_proportion(10, 0.6)[0] > 0.35  # a drop from 0.6 to below 0.25 is all ten samples can see
