@@ -99,6 +99,9 @@ def test_every_output_exists_with_its_columns(finished_run):
     assert {"experiment", "metric", "policy", "mean", "ci_low", "ci_high"} <= set(summary.columns)
     assert set(summary.experiment) == {"imdb-negative", "instruct-short", "hh-positive"}
     assert (results / "benchmarks" / "imdb-negative.ppo.seed0.tsv").exists()
+    claims = pd.read_csv(results / "claims.csv")
+    assert len(claims) == 18 and set(claims.verdict) == {"NOT COMPARABLE"}  # smoke is not the documented setup
+    assert claims.reason.str.len().gt(0).all()
 
 
 def test_report_is_written(finished_run):
@@ -106,6 +109,8 @@ def test_report_is_written(finished_run):
     md = (reports / "report.md").read_text()
     html = (reports / "report.html").read_text()
     assert "not comparable" in md.lower()
+    assert "0 of 18 documented claims reproduced" in md
+    assert "## Claims" in md and "(required)" in md
     assert "data:image/png;base64," in html
     for experiment in ("imdb-negative", "instruct-short", "hh-positive"):
         assert experiment in md
@@ -119,7 +124,7 @@ def test_second_run_has_nothing_to_do(finished_run):
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-REPORT_SECTIONS = ["Abstract", "Setup", "Table 1", "Table 2", "Figures", "Sample generations", "Provenance"]
+REPORT_SECTIONS = ["Abstract", "Setup", "Table 1", "Table 2", "Figures", "Claims", "Sample generations", "Provenance"]
 
 
 def chromium() -> str:

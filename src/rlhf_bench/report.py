@@ -44,13 +44,16 @@ from rlhf_bench.aggregate import (
     field,
     load_config,
     load_samples,
+    load_seed_metrics,
     parse_args,
+    per_sample_values,
     ppo_dir,
     read_json,
     read_table,
     staged_outputs,
 )
 from rlhf_bench.report_pdf import write_pdf
+from rlhf_bench.stats import cliffs_delta, cohens_d
 
 POLICY_NAMES = {"base": "base", "rlhf": "RLHF"}
 PALETTE = {"base": "#4C72B0", "RLHF": "#DD8452"}
@@ -90,6 +93,8 @@ class Inputs:
     provenance: list[tuple[str, dict]]
     checksums: dict[str, dict]
     benchmarks: pd.DataFrame
+    seed_metrics: pd.DataFrame
+    claims: pd.DataFrame | None
 
     @property
     def profile(self) -> str:
@@ -177,6 +182,14 @@ def load_benchmarks(results_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["file", "runs", "seconds", "max_rss_mb"])
 
 
+def load_claims(results_dir: Path) -> pd.DataFrame | None:
+    """claims.csv of the claims rule; None where a bundle predates it (the report then says so)."""
+    path = results_dir / "claims.csv"
+    if not path.exists():
+        return None
+    return read_table(path, ("claim_id", "experiment", "required", "verdict", "reason", "statistical_verdict"))
+
+
 def load_inputs(config_path: Path, results_dir: Path) -> Inputs:
     config = load_config(config_path)
     summary, rm_summary, tests = load_aggregate_tables(config, results_dir)
@@ -193,6 +206,8 @@ def load_inputs(config_path: Path, results_dir: Path) -> Inputs:
         provenance=provenance,
         checksums=checksums,
         benchmarks=load_benchmarks(results_dir),
+        seed_metrics=load_seed_metrics(config, results_dir),
+        claims=load_claims(results_dir),
     )
 
 
@@ -316,13 +331,7 @@ def section_abstract(inp: Inputs) -> list[str]:
         lines.append(
             f"- {code(experiment)}: the objective {code(metric)} should {direction};{moved} {verdict(welch)}{per_seed}."
         )
-    rm_in, rm_n, ppo_in, ppo_n = documented_checks(inp)
-    counts = [f"{rm_in} of {rm_n} reward-model accuracies (Wilson)"] if rm_n else []
-    counts += [f"{ppo_in} of {ppo_n} PPO evaluation metrics (t over seeds)"] if ppo_n else []
-    if counts:
-        lines += ["", f"Documented numbers inside our 95% intervals: {' and '.join(counts)}."]
-    lines += [""]
-    return lines
+    return lines + [""] + claims_abstract(inp)
 
 
 def section_warning(config: dict) -> list[str]:
@@ -501,6 +510,63 @@ def section_deviations(inp: Inputs) -> list[str]:
     return lines + table(["experiment", "setting", "documented", "ours", "why"], rows)
 
 
+VERDICTS = ("REPRODUCED", "NOT REPRODUCED", "INCONCLUSIVE", "NOT COMPARABLE")
+
+
+def verdict_counts(claims: pd.DataFrame, column: str) -> str:
+    counts = claims[column].value_counts()
+    return ", ".join(f"{int(counts[v])} {v}" for v in VERDICTS if v in counts)
+
+
+def claims_abstract(inp: Inputs) -> list[str]:
+    if inp.claims is None:
+        return ["No claims.csv in this bundle: the documented claims were not checked (run the `claims` rule).", ""]
+    claims = inp.claims
+    reproduced = int((claims.verdict == "REPRODUCED").sum())
+    line = f"**{reproduced} of {len(claims)} documented claims reproduced** ({verdict_counts(claims, 'verdict')})."
+    if (claims.verdict == "NOT COMPARABLE").any():
+        line += (
+            f" Taken at face value, the numbers of this run would give: "
+            f"{verdict_counts(claims, 'statistical_verdict')}; the Claims section lists each."
+        )
+    return [line, ""]
+
+
+def section_claims(inp: Inputs) -> list[str]:
+    lines = ["## Claims", ""]
+    if inp.claims is None:
+        return lines + ["No claims.csv in this bundle (run the `claims` rule: config/claims.yaml).", ""]
+    lines += [
+        "Every quantitative or testable claim of the write-ups (config/claims.yaml), with its operational "
+        "definition, the documented value, ours (95% interval over seeds, or Wilson for accuracies), the verdict "
+        "and its reason. Support and refute tests are Holm-corrected across the claims of this report; `mde` is "
+        "the smallest effect this run could have detected at 80% power.",
+        "",
+    ]
+    rows = []
+    for c in inp.claims.itertuples():
+        verdict = f"**{c.verdict}**"
+        if c.verdict == "NOT COMPARABLE" and isinstance(c.statistical_verdict, str) and c.statistical_verdict:
+            verdict += f" (as measured: {c.statistical_verdict})"
+        ours = fmt_ci(c.estimate, c.ci_low, c.ci_high) if pd.notna(getattr(c, "estimate", math.nan)) else "–"
+        documented = fmt(c.documented) if pd.notna(getattr(c, "documented", math.nan)) else "–"
+        note = getattr(c, "documented_note", "")
+        if isinstance(note, str) and note:
+            documented += f" ({text(note)})"
+        rows.append(
+            [
+                code(c.claim_id) + (" (required)" if str(c.required).lower() == "true" else ""),
+                text(getattr(c, "definition", ""), limit=400),
+                documented,
+                ours,
+                fmt(getattr(c, "mde", math.nan)),
+                verdict,
+                text(c.reason, limit=300),
+            ]
+        )
+    return lines + table(["claim", "operational definition", "documented", "ours", "mde", "verdict", "reason"], rows)
+
+
 def section_rm_table(inp: Inputs) -> list[str]:
     rows = []
     for r in inp.rm_summary.itertuples():
@@ -564,6 +630,20 @@ def documented_cell(row: pd.Series | None) -> str:
     return f"{fmt(row.documented)} ({inside(row.documented, row.ci_low, row.ci_high)} our CI)"
 
 
+def effect_cell(inp: Inputs, experiment: str, metric: str) -> str:
+    """Cohen's d of the RLHF against the base seed means, and Cliff's delta on the pooled per-sample values."""
+    per_seed = inp.seed_metrics[(inp.seed_metrics.experiment == experiment) & (inp.seed_metrics.metric == metric)]
+    means = {p: per_seed[per_seed.policy == p].value.dropna().to_numpy() for p in POLICIES}
+    if min(len(v) for v in means.values()) == 0:
+        return "–"
+    parts = [f"d = {fmt(cohens_d(means['rlhf'], means['base']), 2)}"]
+    samples = inp.samples[inp.samples.experiment == experiment]
+    values = {p: per_sample_values(samples[samples.policy == p], metric) for p in POLICIES}
+    if all(v is not None and v.notna().any() for v in values.values()):
+        parts.append(f"δ = {fmt(cliffs_delta(values['rlhf'].dropna(), values['base'].dropna()), 2)}")
+    return ", ".join(parts)
+
+
 def section_ppo_table(inp: Inputs) -> list[str]:
     lines = [
         "## Table 2: PPO base vs RLHF",
@@ -571,7 +651,8 @@ def section_ppo_table(inp: Inputs) -> list[str]:
         (
             "Per experiment: each evaluation metric as mean [t 95% CI] over seeds, documented values beside "
             "ours, and one-sided tests of RLHF against base in the tested direction (Welch t over seed "
-            "means; Mann-Whitney U per seed on per-sample values)."
+            "means; Mann-Whitney U per seed on per-sample values). Effect sizes of RLHF against base: Cohen's d "
+            "over seed means, Cliff's δ over the pooled per-sample values (where a metric has them)."
         ),
         "",
     ]
@@ -593,10 +674,12 @@ def section_ppo_table(inp: Inputs) -> list[str]:
                     policy_cell(rlhf, len(inp.seeds)),
                     documented_cell(rlhf),
                     tests_cell(tests_for(inp, experiment, metric)),
+                    effect_cell(inp, experiment, metric) if measured else "–",
                 ]
             )
         lines += [f"### {code(experiment)}", ""]
-        lines += table(["metric", "base", "documented base", "RLHF", "documented RLHF", "one-sided tests"], rows)
+        header = ["metric", "base", "documented base", "RLHF", "documented RLHF", "one-sided tests", "effect size"]
+        lines += table(header, rows)
         if unmeasured:
             lines += [f"Not measured (null in every seed's metrics.json): {', '.join(unmeasured)}.", ""]
     return lines
@@ -1078,6 +1161,7 @@ def build_markdown(inp: Inputs, figures: list[tuple[str, str, Figure]]) -> str:
         section_rm_table(inp),
         section_ppo_table(inp),
         section_figures(inp, figures),
+        section_claims(inp),
         section_samples(inp),
         section_provenance(inp),
     ]
