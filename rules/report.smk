@@ -9,7 +9,10 @@ rule aggregate:
         metrics=LAYOUT.per_seed("eval", "metrics.json"),
         samples=LAYOUT.per_seed("eval", "samples.parquet"),
     output:
-        LAYOUT.summary_tables(),
+        [
+            report(t, caption="../report/tables.rst", category="Tables")
+            for t in LAYOUT.summary_tables()
+        ],
     log:
         f"{RESULTS}/logs/aggregate.log",
     benchmark:
@@ -42,7 +45,9 @@ rule claims:
         metrics=LAYOUT.per_seed("eval", "metrics.json"),
         samples=LAYOUT.per_seed("eval", "samples.parquet"),
     output:
-        f"{RESULTS}/claims.csv",
+        report(
+            f"{RESULTS}/claims.csv", caption="../report/claims.rst", category="Claims"
+        ),
     log:
         f"{RESULTS}/logs/claims.log",
     benchmark:
@@ -103,7 +108,17 @@ rule report:
         LAYOUT.provenance_files(),
         config=f"{RESULTS}/config.json",
     output:
-        LAYOUT.report_files(),
+        md=f"{REPORTS}/report.md",
+        html=report(
+            f"{REPORTS}/report.html", caption="../report/report.rst", category="Report"
+        ),
+        pdf=f"{REPORTS}/report.pdf",
+        figures=report(
+            directory(f"{REPORTS}/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
     log:
         f"{RESULTS}/logs/report.log",
     benchmark:
@@ -116,7 +131,7 @@ rule report:
         runtime=10,
     params:
         results=lambda w, input: os.path.dirname(input.config),
-        reports=lambda w, output: os.path.dirname(output[0]),
+        reports=lambda w, output: os.path.dirname(output.md),
     shell:
         "MPLBACKEND=Agg python -m rlhf_bench.report --config {input.config} --results-dir {params.results}"
         " --out-dir {params.reports} > {log} 2>&1"

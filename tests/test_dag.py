@@ -168,3 +168,13 @@ def test_report_pdf_has_pages_with_content(finished_run, tmp_path):
     pages = sorted(tmp_path.glob("page-*.png"))
     assert len(pages) >= 4
     assert all(distinct_colours(page.read_bytes()) > 10 for page in pages)
+
+
+def test_snakemake_report_includes_figures_tables_and_claims(finished_run):
+    out = finished_run / "reports" / "smoke" / "snakemake-report.html"
+    result = snakemake(finished_run, "--report", str(out), "--configfile", str(finished_run / "tiny.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    for name in ("ppo_curves.png", "reward_vs_kl.png", "summary.csv", "claims.csv", "report.html"):
+        assert f"Adding {name}" in log, name
+    assert out.stat().st_size > 100_000
