@@ -26,12 +26,28 @@ def pdf_html(md_text: str, figures_dir: Path) -> str:
         lambda m: f'<img src="{figures_dir / m.group(1)}" width="{PAGE_WIDTH_PX}">',
         body,
     )
-    return re.sub(
+    body = re.sub(
         r"<(t[dh])(?:\s[^>]*)?>(.*?)</\1>",
-        lambda m: f"<{m.group(1)}>{re.sub(r'<[^>]+>', '', m.group(2))}</{m.group(1)}>",
+        lambda m: f'<{m.group(1)} align="left">{re.sub(r"<[^>]+>", "", m.group(2))}</{m.group(1)}>',
         body,
         flags=re.S,
     )
+    return re.sub(r"<table>(.*?)</table>", lambda m: f"<table>{column_widths(m.group(1))}</table>", body, flags=re.S)
+
+
+def column_widths(table: str) -> str:
+    """Give each header cell a width in proportion to its column's typical text (fpdf2 splits evenly otherwise,
+    which squeezes a table's long 'reason' column into a ribbon)."""
+    rows = re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)
+    cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, flags=re.S) for row in rows]
+    n = len(cells[0]) if cells else 0
+    if n == 0 or any(len(row) != n for row in cells):
+        return table
+    # sqrt: long columns get more room, short ones keep enough for their header word
+    weights = [max(4.0, (sum(len(row[i]) for row in cells) / len(cells)) ** 0.5) for i in range(n)]
+    total = sum(weights)
+    widths = iter(f"{100 * w / total:.0f}%" for w in weights)
+    return re.sub(r'<th align="left">', lambda m: f'<th align="left" width="{next(widths)}">', table, count=n)
 
 
 def write_pdf(md_text: str, figures_dir: Path, out: Path, title: str) -> None:
