@@ -65,3 +65,8 @@ benchmark: install  ## time the smoke DAG and each rule (benchmarks/out/)
 
 clean:
 	rm -rf results reports .snakemake dag.png
+
+# Not in `make test`: needs root (podman, debootstrap), ~15 GB of disk and ~15 minutes. README "Containers".
+.PHONY: container-test
+container-test: install  ## build the image with podman, run the smoke DAG in it (--use-singularity), compare with the host
+	bash tests/container/run.sh

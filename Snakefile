@@ -8,6 +8,9 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 
 
@@ -21,6 +24,7 @@ rule all:
         LAYOUT.report_files(),
 
 
+include: "rules/download.smk"
 include: "rules/data.smk"
 include: "rules/sft.smk"
 include: "rules/reward.smk"

@@ -1,6 +1,7 @@
 rule prepare_data:
     """Prompts and preference pairs (train/test) and the sft corpus, with sha256 checksums."""
     input:
+        unpack(lambda w: LAYOUT.hub_inputs(w.experiment)),
         config=f"{RESULTS}/{{experiment}}/config.json",
     output:
         provenance=f"{RESULTS}/{{experiment}}/data/provenance.json",
@@ -14,8 +15,8 @@ rule prepare_data:
         CONDA_ENV
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=lambda w: LAYOUT.resource(w.experiment, "prepare_data", "mem_mb", 4000),
+        runtime=lambda w: LAYOUT.resource(w.experiment, "prepare_data", "runtime", 30),
     params:
         env=STAGE_ENV,
         out=f"{RESULTS}/{{experiment}}/data",

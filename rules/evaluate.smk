@@ -1,7 +1,7 @@
 rule evaluate:
     """Base vs RLHF policy on the held-out prompts, one seed: per-sample table and per-seed metrics."""
     input:
-        unpack(lambda w: LAYOUT.policy_inputs(w.experiment)),
+        unpack(lambda w: LAYOUT.model_inputs(w.experiment)),
         config=f"{RESULTS}/{{experiment}}/config.json",
         checksums=f"{RESULTS}/{{experiment}}/data/checksums.json",
         adapter=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/adapter",
@@ -17,8 +17,9 @@ rule evaluate:
         CONDA_ENV
     threads: THREADS
     resources:
-        mem_mb=8000,
-        runtime=120,
+        gpu=lambda w: LAYOUT.resource(w.experiment, "evaluate", "gpu", 0),
+        mem_mb=lambda w: LAYOUT.resource(w.experiment, "evaluate", "mem_mb", 8000),
+        runtime=lambda w: LAYOUT.resource(w.experiment, "evaluate", "runtime", 120),
     params:
         env=STAGE_ENV,
         data=lambda w, input: os.path.dirname(input.checksums),

@@ -1,7 +1,7 @@
 rule ppo:
     """trl.PPOTrainer with a LoRA adapter, one seed."""
     input:
-        unpack(lambda w: LAYOUT.policy_inputs(w.experiment)),
+        unpack(lambda w: LAYOUT.model_inputs(w.experiment)),
         config=f"{RESULTS}/{{experiment}}/config.json",
         checksums=f"{RESULTS}/{{experiment}}/data/checksums.json",
     output:
@@ -17,8 +17,9 @@ rule ppo:
         CONDA_ENV
     threads: THREADS
     resources:
-        mem_mb=8000,
-        runtime=480,
+        gpu=lambda w: LAYOUT.resource(w.experiment, "ppo", "gpu", 0),
+        mem_mb=lambda w: LAYOUT.resource(w.experiment, "ppo", "mem_mb", 8000),
+        runtime=lambda w: LAYOUT.resource(w.experiment, "ppo", "runtime", 480),
     params:
         env=STAGE_ENV,
         data=lambda w, input: os.path.dirname(input.checksums),

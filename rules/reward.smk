@@ -1,6 +1,7 @@
 rule train_reward_model:
-    """Pairwise ranking loss on the train pairs; pairwise accuracy on train and test pairs."""
+    """Reward model on the train pairs (ranking loss, or binary classifier); pairwise accuracy on both."""
     input:
+        unpack(lambda w: LAYOUT.hub_inputs(w.experiment)),
         config=f"{RESULTS}/{{experiment}}/config.json",
         checksums=f"{RESULTS}/{{experiment}}/data/checksums.json",
     output:
@@ -15,8 +16,13 @@ rule train_reward_model:
         CONDA_ENV
     threads: THREADS
     resources:
-        mem_mb=8000,
-        runtime=240,
+        gpu=lambda w: LAYOUT.resource(w.experiment, "train_reward_model", "gpu", 0),
+        mem_mb=lambda w: LAYOUT.resource(
+            w.experiment, "train_reward_model", "mem_mb", 8000
+        ),
+        runtime=lambda w: LAYOUT.resource(
+            w.experiment, "train_reward_model", "runtime", 240
+        ),
     params:
         env=STAGE_ENV,
         data=lambda w, input: os.path.dirname(input.checksums),

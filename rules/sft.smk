@@ -1,6 +1,7 @@
 rule sft:
     """Tokenizer and GPT-2 policy trained on the experiment's corpus (only where policy: sft)."""
     input:
+        unpack(lambda w: LAYOUT.hub_inputs(w.experiment)),
         config=f"{RESULTS}/{{experiment}}/config.json",
         checksums=f"{RESULTS}/{{experiment}}/data/checksums.json",
     output:
@@ -15,8 +16,9 @@ rule sft:
         CONDA_ENV
     threads: THREADS
     resources:
-        mem_mb=8000,
-        runtime=240,
+        gpu=lambda w: LAYOUT.resource(w.experiment, "sft", "gpu", 0),
+        mem_mb=lambda w: LAYOUT.resource(w.experiment, "sft", "mem_mb", 8000),
+        runtime=lambda w: LAYOUT.resource(w.experiment, "sft", "runtime", 240),
     params:
         env=STAGE_ENV,
         data=lambda w, input: os.path.dirname(input.checksums),

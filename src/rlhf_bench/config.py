@@ -50,6 +50,12 @@ class DataSettings:
     """imdb only: [min, max] words of a review prefix used as prompt (TRL gpt2-sentiment uses 2-8 tokens)."""
     seed: int
     """Seed of data generation, sampling and splitting."""
+    data_dir: str = ""
+    """Subset directory inside the source (Anthropic/hh-rlhf: helpful-base, harmless-base, ...); empty: all of
+    it, as `datasets.load_dataset(source)` without data_dir."""
+    prompt_tokenizer: str = ""
+    """imdb only: when set (hub id@revision or directory), `prompt_words` counts this tokenizer's tokens
+    instead of words, as TRL's gpt2-sentiment example cuts reviews to 2-7 GPT-2 tokens."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,19 @@ class RewardModelSettings:
     """AdamW learning rate (linear decay)."""
     seed: int
     """Seed of initialisation and pair order."""
+    objective: str = "pairwise"
+    """`pairwise`: -log sigmoid(r_chosen - r_rejected), the reward is the logit (InstructGPT); `binary`: each
+    text classified on its own (chosen 1, rejected 0, cross-entropy), the reward is the probability of 1
+    (seeds/002: "binary classifier trained on preference pairs", "probability scores")."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (transformers TrainingArguments, which trl's RewardConfig extends: 0.0)."""
+    warmup_fraction: float = 0.1
+    """Linear learning-rate warm-up over this fraction of one epoch's steps (0: none, transformers' default)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (trl RewardConfig's default: true)."""
+    mixed_precision: str = "no"
+    """`no`, `fp16` (autocast + loss scaling) or `bf16` on a GPU; on a CPU fp16 runs in fp32, as accelerate
+    does, and provenance.json records what ran."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +191,9 @@ class PPOSettings:
     """Trade compute for memory (needs enable_input_require_grads() with LoRA)."""
     mixed_precision: str
     """`no`, `fp16` or `bf16` (accelerate); fp16 + LoRA can produce NaN weights, which stop the job."""
+    lora: bool = True
+    """Train a LoRA adapter (the reference model is the policy with the adapter disabled); false: fine-tune
+    the whole policy against a frozen copy, as TRL's example without --use_peft."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +213,15 @@ class EvalSettings:
     """Nucleus sampling for both policies (1.0: off)."""
     batch_size: int
     """Prompts generated and scored together."""
+    judge_model: str = ""
+    """judge `classifier`: hub id@revision or directory of a sequence classifier, read by label name."""
+    judge_positive_label: str = "POSITIVE"
+    """judge `classifier`: the label name (id2label) whose probability is the positivity score."""
+    judge_negative_label: str = "NEGATIVE"
+    """judge `classifier`: the label name of negative sentiment; any other argmax label counts as neutral."""
+    num_samples: int | None = None
+    """Held-out prompts each policy answers per seed (the first of prompts_eval.jsonl; seeds/002 evaluate.py
+    --num-samples); null: all of them."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +256,11 @@ class Experiment:
     """PPO with a LoRA adapter."""
     evaluation: EvalSettings
     """Base vs RLHF evaluation on held-out prompts."""
+    deviations: list[dict] = field(default_factory=list)
+    """Where the config departs from the documented setting, or where faithful and sound disagree:
+    {setting, documented, ours, sound, why}; `ours` is filled from the config at `setting`."""
+    resources: dict[str, dict] = field(default_factory=dict)
+    """Cluster resources per rule ({gpu, mem_mb, runtime in minutes}); a Snakemake profile overrides them."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +281,13 @@ class Config:
     """Run even when the documented libraries are not at their pinned versions; the report shows it."""
     container: str
     """Container image for `--use-singularity` (empty: none)."""
+    hub_cache: str
+    """Hugging Face hub cache that the `download` rule fills and every other job reads offline (empty: HF's
+    default, $HF_HUB_CACHE or ~/.cache/huggingface/hub)."""
+    require_gpu: bool
+    """Training and generation stages stop at once, naming the fix, where torch sees no CUDA device."""
+    apply_sound_settings: bool
+    """Replace every deviation's documented value by its `sound` one (e.g. plain sampling during PPO)."""
     seeds: list[int]
     """PPO seeds; ppo and evaluate fan out over them."""
     threads: int
@@ -317,9 +360,43 @@ def validate(raw: dict, source: str = "config") -> dict:
     error = best_match(_DefaultFillingValidator(load_schema()).iter_errors(filled))
     if error is not None:
         raise ConfigError(_describe(error, source))
+    if _apply_deviations(filled, source):  # sound values replaced documented ones: check them too
+        error = best_match(_DefaultFillingValidator(load_schema()).iter_errors(filled))
+        if error is not None:
+            raise ConfigError(_describe(error, source))
     for name, exp in filled["experiments"].items():
         _check_experiment(name, exp, source)
     return {key: value for key, value in filled.items() if not key.startswith("_")}
+
+
+def _apply_deviations(filled: dict, source: str) -> bool:
+    """Resolve each deviation's `setting` (e.g. `ppo.temperature`) in its experiment; with
+    apply_sound_settings put its `sound` value there; record the value that runs as `ours`.
+
+    A `setting` that names no config value is a description (e.g. how prompts are chosen): it needs `ours`
+    and cannot carry a `sound` value to apply. Returns whether any value was replaced.
+    """
+    replaced = False
+    for name, exp in filled["experiments"].items():
+        for index, deviation in enumerate(exp["deviations"]):
+            where = f"{source}: experiments.{name}.deviations[{index}]"
+            *blocks, key = deviation["setting"].split(".")
+            target = exp
+            for block in blocks:
+                target = target.get(block) if isinstance(target, dict) else None
+            if not isinstance(target, dict) or key not in target:
+                if "sound" in deviation or "ours" not in deviation:
+                    raise ConfigError(
+                        f"{where}.setting: '{deviation['setting']}' names no setting of the experiment, so its "
+                        "value cannot be applied or read. Fix: name one (e.g. ppo.temperature), or describe it "
+                        "with `ours` and without `sound`."
+                    )
+                continue
+            if filled.get("apply_sound_settings") and "sound" in deviation and target[key] != deviation["sound"]:
+                target[key] = deviation["sound"]
+                replaced = True
+            deviation["ours"] = target[key]
+    return replaced
 
 
 def _check_experiment(name: str, exp: dict, source: str) -> None:
@@ -329,6 +406,11 @@ def _check_experiment(name: str, exp: dict, source: str) -> None:
         raise ConfigError(f"{where}.policy: 'sft' needs sft.enabled: true. Fix: enable sft or name a causal LM.")
     if exp["ppo"]["reward"] == "reward_model" and exp["ppo"]["batch_size"] % exp["ppo"]["mini_batch_size"]:
         raise ConfigError(f"{where}.ppo.mini_batch_size: must divide ppo.batch_size. Fix: change one of them.")
+    if exp["evaluation"]["judge"] == "classifier" and not exp["evaluation"]["judge_model"]:
+        raise ConfigError(
+            f"{where}.evaluation.judge_model: empty, but judge is `classifier`. Fix: name a sequence classifier "
+            "(hub id@revision or directory)."
+        )
     low, high = exp["data"]["prompt_words"]
     if low > high:
         raise ConfigError(f"{where}.data.prompt_words: [min, max] with min > max. Fix: swap them.")
@@ -359,6 +441,8 @@ def from_dict(raw: dict, source: str = "config") -> Config:
             reward_model=_build(RewardModelSettings, exp["reward_model"]),
             ppo=_build(PPOSettings, exp["ppo"]),
             evaluation=_build(EvalSettings, exp["evaluation"]),
+            deviations=[dict(d) for d in exp["deviations"]],
+            resources={rule: dict(values) for rule, values in exp["resources"].items()},
         )
     top = {k: v for k, v in filled.items() if k != "experiments"}
     return Config(**top, experiments=experiments, raw=filled)

@@ -14,12 +14,13 @@ profile's generator (rlhf_bench.synthetic), a local copy and the hub go through 
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import random
 from pathlib import Path
 
-from rlhf_bench import synthetic
+from rlhf_bench import download, synthetic
 from rlhf_bench.config import DataSettings
 from rlhf_bench.runtime import Stage, StageError, atomic_write_text, sha256_file, write_json
 
@@ -37,54 +38,148 @@ OUTPUT_FILES = ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl"
 
 
 # --- reading sources ---------------------------------------------------------------------------------
+# A source is a directory (a local copy, or the cached snapshot of a hub dataset, which `download.resolve`
+# finds): its files of each split are read in the dataset's own format, so the hub layouts (stanfordnlp/imdb:
+# plain_text/train-00000-of-00001.parquet; Dahoas: data/train-....parquet; Anthropic/hh-rlhf:
+# helpful-base/train.jsonl.gz) and a user's own jsonl/json/csv/parquet files go through the same checks.
+
+DATA_SUFFIXES = (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".csv", ".parquet")
+SPLITS = ("train", "test", "unsupervised")
 
 
-def read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
-    """Records of a .jsonl or .jsonl.gz file; a malformed record is one error naming file, line and field."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    records = []
+def data_suffix(path: Path) -> str | None:
+    return next((suffix for suffix in DATA_SUFFIXES if path.name.endswith(suffix)), None)
+
+
+def _json_rows(path: Path):
+    """(where, record) of a JSON-lines file, or of a JSON array; .gz read transparently."""
+    opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as handle:
+        text_start = handle.read(1)
+        while text_start.isspace():
+            text_start = handle.read(1)
+        handle.seek(0)
+        if text_start == "[":
+            try:
+                items = json.load(handle)
+            except json.JSONDecodeError as exc:
+                raise StageError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}). Fix: repair the file.") from None
+            for number, item in enumerate(items):
+                yield f"{path} item {number}", item
+            return
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield f"{path}:{number}", json.loads(line)
             except json.JSONDecodeError as exc:
                 raise StageError(
                     f"{path}:{number}: not valid JSON ({exc.msg}). Fix: repair or drop the line."
                 ) from None
-            for name in required:
-                if name not in record:
-                    raise StageError(
-                        f"{path}:{number}: record has no field '{name}'. Fix: every record needs {required}."
-                    )
-                if name != "label" and not isinstance(record[name], str):
-                    raise StageError(f"{path}:{number}: field '{name}' is not a string. Fix: repair the record.")
-            records.append(record)
-    return records
 
 
-def _local_split(directory: Path, split: str, required: tuple[str, ...]) -> list[dict] | None:
-    for pattern in (f"*{split}.jsonl", f"*{split}.jsonl.gz", f"{split}/*.jsonl", f"{split}/*.jsonl.gz"):
-        matches = sorted(directory.glob(pattern))
-        if matches:
-            return [record for match in matches for record in read_jsonl(match, required)]
-    return None
+def _csv_rows(path: Path):
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            yield f"{path}:{reader.line_num}", dict(row)
 
 
-def _hub_split(source: str, split: str) -> list[dict] | None:
-    """The real hub loader (users have the hub; these machines don't, hence HF_HUB_OFFLINE in the smoke run)."""
-    import datasets
+def _parquet_rows(path: Path, required: tuple[str, ...]):
+    import pyarrow.parquet as pq
 
     try:
-        return [dict(row) for row in datasets.load_dataset(source, split=split)]
-    except ValueError:  # the dataset has no such split
-        return None
-    except Exception as exc:  # noqa: BLE001 - datasets raises many types for "not here"
-        raise StageError(
-            f"dataset '{source}' split '{split}' could not be loaded ({type(exc).__name__}). Fix: fetch it "
-            "into the HF cache on a node with internet, or point data.source at a local directory."
-        ) from None
+        table = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        raise StageError(f"{path}: not a readable parquet file ({type(exc).__name__}). Fix: fetch it again.") from None
+    for name in required:
+        if name not in table.column_names:
+            raise StageError(
+                f"{path}: no column '{name}' (it has {', '.join(table.column_names)}). "
+                f"Fix: every record needs {required}."
+            )
+    for number, record in enumerate(table.to_pylist(), start=1):
+        yield f"{path} row {number}", record
+
+
+def check_record(record, required: tuple[str, ...], where: str, fmt: str | None = None, split: str = "") -> dict:
+    """One record of a source: its fields, their types, and the format's own rules; StageError naming where."""
+    if not isinstance(record, dict):
+        raise StageError(f"{where}: record is not an object. Fix: one JSON object per record.")
+    for name in required:
+        if name not in record:
+            raise StageError(f"{where}: record has no field '{name}'. Fix: every record needs {required}.")
+        if name != "label" and not isinstance(record[name], str):
+            raise StageError(f"{where}: field '{name}' is not a string. Fix: repair the record.")
+    if fmt == "imdb":
+        label = record["label"]
+        if isinstance(label, str) and label.strip().lstrip("-").isdigit():  # csv
+            label = record["label"] = int(label)
+        allowed = (-1,) if split == "unsupervised" else (0, 1)
+        if isinstance(label, bool) or label not in allowed:
+            raise StageError(
+                f"{where}: field 'label' is {label!r}, not {' or '.join(map(str, allowed))} "
+                "(IMDB: 0 negative, 1 positive, -1 unlabelled). Fix: repair the record."
+            )
+    if fmt == "hh":
+        for name in ("chosen", "rejected"):
+            if ASSISTANT_MARK not in record[name]:
+                raise StageError(
+                    f"{where}: field '{name}' has no '{ASSISTANT_MARK.strip()}' turn. "
+                    "Fix: HH-RLHF dialogues are \\n\\nHuman: ... \\n\\nAssistant: ... turns."
+                )
+    return record
+
+
+def read_records(path: Path, fmt: str, split: str = "") -> list[dict]:
+    """Records of one data file (jsonl, json, csv, parquet; .gz for the JSON ones) in format `fmt`."""
+    required = REQUIRED_FIELDS[fmt]
+    suffix = data_suffix(path)
+    if suffix == ".parquet":
+        rows = _parquet_rows(path, required)
+    elif suffix == ".csv":
+        rows = _csv_rows(path)
+    else:
+        rows = _json_rows(path)
+    return [check_record(record, required, where, fmt, split) for where, record in rows]
+
+
+def read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
+    """Records of a .jsonl or .jsonl.gz file; a malformed record is one error naming file, line and field."""
+    return [check_record(record, required, where) for where, record in _json_rows(Path(path))]
+
+
+def split_files(directory: Path, split: str) -> list[Path]:
+    """The data files of one split under `directory`, in the layouts the hub uses and the obvious local ones:
+    `*train.jsonl`, `train-00000-of-00001*.parquet`, `helpful-base/train.jsonl.gz`, `train/part-0.csv`."""
+    found = []
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if not path.is_file() or any(part.startswith(".") for part in relative.parts):
+            continue
+        suffix = data_suffix(path)
+        if suffix is None:
+            continue
+        stem = path.name[: -len(suffix)]
+        in_split_dir = len(relative.parts) > 1 and relative.parts[-2] == split
+        if stem.endswith(split) or stem.startswith((f"{split}-", f"{split}_")) or in_split_dir:
+            found.append(path)
+    return found
+
+
+def source_directory(settings: DataSettings) -> Path:
+    """The local directory of the source: itself, or the cached snapshot of a hub dataset (offline)."""
+    directory = download.resolve(settings.source, "dataset", "dataset", subdir=settings.data_dir)
+    if settings.data_dir:
+        directory = directory / settings.data_dir
+        if not directory.is_dir():
+            raise StageError(
+                f"data.data_dir '{settings.data_dir}': no such directory in '{settings.source}'. "
+                "Fix: name one of its subsets, or leave it empty for all."
+            )
+    if not directory.is_dir():
+        raise StageError(f"data.source '{settings.source}': not a directory. Fix: point it at a dataset directory.")
+    return directory
 
 
 def load_splits(settings: DataSettings) -> dict[str, list[dict]]:
@@ -105,15 +200,17 @@ def load_splits(settings: DataSettings) -> dict[str, list[dict]]:
         test_n = max(settings.n_pairs_test, settings.n_prompts_eval)
         return {"train": make(train_n, seed), "test": make(test_n, seed + 1)}
 
-    required = REQUIRED_FIELDS[settings.format]
-    path = Path(settings.source)
+    directory = source_directory(settings)
     splits = {}
-    for split in ("train", "test", "unsupervised"):
-        records = _local_split(path, split, required) if path.exists() else _hub_split(settings.source, split)
-        if records is not None:
-            splits[split] = records
+    for split in SPLITS:
+        files = split_files(directory, split)
+        if files:
+            splits[split] = [r for path in files for r in read_records(path, settings.format, split)]
     if "train" not in splits:
-        raise StageError(f"data.source '{settings.source}': no train split found. Fix: see README (Data sources).")
+        raise StageError(
+            f"data.source '{settings.source}': no train split found in {directory}. Fix: name the files "
+            "*train.jsonl(.gz), *train.csv, train-*.parquet (or put them in a train/ directory)."
+        )
     if "test" not in splits:  # Dahoas has only `train`: hold out a seeded tenth
         records = list(splits["train"])
         random.Random(seed).shuffle(records)
@@ -131,14 +228,28 @@ def _sample(rng: random.Random, records: list, n: int, what: str) -> list:
     return rng.sample(records, n)
 
 
-def _review_prompt(rng: random.Random, text: str, settings: DataSettings) -> str:
+def _review_prompt(rng: random.Random, text: str, settings: DataSettings, tokenizer=None) -> str:
+    """The first n words (or, with a prompt tokenizer, tokens) of a review, n uniform in prompt_words."""
     low, high = settings.prompt_words
-    return " ".join(text.split()[: rng.randint(low, high)])
+    n = rng.randint(low, high)
+    if tokenizer is None:
+        return " ".join(text.split()[:n])
+    # TRL's gpt2-sentiment example: tokenizer.decode(tokenizer.encode(review)[:n]).
+    return tokenizer.decode(tokenizer.encode(text)[:n])
+
+
+def prompt_tokenizer(settings: DataSettings):
+    if not settings.prompt_tokenizer:
+        return None
+    from rlhf_bench import models  # torch and transformers only where a tokenizer is asked for
+
+    return models.load_tokenizer(settings.prompt_tokenizer)
 
 
 def imdb_files(splits: dict, settings: DataSettings, rng: random.Random) -> dict[str, list[dict]]:
     """Pairs of one negative and one positive review; the config's `prefer` side is chosen."""
     preferred = 0 if settings.prefer == "negative" else 1
+    tokenizer = prompt_tokenizer(settings)
 
     def pairs(records: list[dict], n: int, what: str) -> list[dict]:
         by_label = {
@@ -152,7 +263,7 @@ def imdb_files(splits: dict, settings: DataSettings, rng: random.Random) -> dict
     # Prompts as TRL's gpt2-sentiment example: short prefixes of reviews longer than 200 characters.
     def prompts(records: list[dict], n: int, what: str) -> list[dict]:
         long_enough = [r["text"] for r in records if len(r["text"]) > 200] or [r["text"] for r in records]
-        return [{"prompt": _review_prompt(rng, t, settings)} for t in _sample(rng, long_enough, n, what)]
+        return [{"prompt": _review_prompt(rng, t, settings, tokenizer)} for t in _sample(rng, long_enough, n, what)]
 
     corpus_source = splits.get("unsupervised") or splits["train"]
     return {
@@ -265,7 +376,9 @@ def main(argv=None) -> int:
 
     def body(args, config, provenance):
         out = Path(args.out)
+        download.use_cache(config.hub_cache)
         provenance["data_checksums"] = prepare(config.experiment(args.experiment).data, out)
+        provenance["hub"] = download.resolved()
         return out
 
     return stage.run(body, argv)

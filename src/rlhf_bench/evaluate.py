@@ -21,7 +21,7 @@ import torch
 from peft import PeftModel
 from tqdm import tqdm
 
-from rlhf_bench import models
+from rlhf_bench import download, models
 from rlhf_bench.config import Experiment
 from rlhf_bench.data import load_records
 from rlhf_bench.judge import make_judge
@@ -49,8 +49,8 @@ def generate(model, tokenizer, prompts: list[str], settings, batch_size: int) ->
         enc = tokenizer(
             batch, return_tensors="pt", padding=True, truncation=True, max_length=limit, return_token_type_ids=False
         )
-        out = model.generate(**enc, **generation_kwargs(settings, tokenizer))
-        for row, mask in zip(out, enc.attention_mask, strict=True):
+        out = model.generate(**enc.to(model.device), **generation_kwargs(settings, tokenizer)).cpu()
+        for row, mask in zip(out, enc.attention_mask.cpu(), strict=True):
             queries.append(row[(1 - mask).sum() : enc.input_ids.shape[1]])
             responses.append(cut_at_eos(row[enc.input_ids.shape[1] :], tokenizer.eos_token_id))
     return queries, responses
@@ -68,7 +68,8 @@ def response_logprobs(model, queries: list, responses: list, pad_id: int, batch_
         for i, (q, r) in enumerate(pairs):
             ids[i, : len(q) + len(r)] = torch.cat([q, r])
             mask[i, : len(q) + len(r)] = 1
-        logprobs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
+        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
         for i, (q, r) in enumerate(pairs):
             positions = torch.arange(len(q) - 1, len(q) + len(r) - 1)
             sums.append(float(logprobs[i, positions, r].sum()))
@@ -96,18 +97,24 @@ def policy_metrics(frame: pd.DataFrame, has_judge: bool) -> dict:
     }
 
 
+def rlhf_policy(start_from: str, adapter: Path, seed: int):
+    """The trained policy: base + LoRA adapter, or (ppo.lora: false) the whole trained model."""
+    if (adapter / "adapter_config.json").exists():
+        return PeftModel.from_pretrained(models.load_causal_lm(start_from), str(adapter))
+    if (adapter / "config.json").exists():
+        return models.load_causal_lm(str(adapter))
+    raise StageError(f"{adapter}: no trained policy here. Fix: run the ppo rule for seed {seed} first.")
+
+
 def evaluate(experiment: Experiment, start_from: str, adapter: Path, data_dir: Path, reward_dir, seed: int):
     settings = experiment.evaluation
-    if not (adapter / "adapter_config.json").exists():
-        raise StageError(f"{adapter}: no LoRA adapter here. Fix: run the ppo rule for seed {seed} first.")
+    on = models.device()
+    rlhf = rlhf_policy(start_from, adapter, seed)
     tokenizer = models.load_tokenizer(start_from)
-    policies = {
-        "base": models.load_causal_lm(start_from).eval(),
-        "rlhf": PeftModel.from_pretrained(models.load_causal_lm(start_from), str(adapter)).eval(),
-    }
-    prompts = [r["prompt"] for r in load_records(data_dir / "prompts_eval.jsonl")]
+    policies = {"base": models.load_causal_lm(start_from).to(on).eval(), "rlhf": rlhf.to(on).eval()}
+    prompts = [r["prompt"] for r in load_records(data_dir / "prompts_eval.jsonl")][: settings.num_samples]
     score = reward_function(experiment, reward_dir)
-    judge = make_judge(settings.judge)
+    judge = make_judge(settings, on)
     frames = []
     for name in tqdm(POLICIES, desc=f"evaluate {experiment.name} seed {seed}", unit="policy"):
         torch.manual_seed(seed)  # both policies draw from the same random stream: a paired comparison
@@ -164,6 +171,8 @@ def main(argv=None) -> int:
 
     def body(args, config, provenance):
         experiment = config.experiment(args.experiment)
+        models.require_gpu(config.require_gpu, f"evaluate {experiment.name} seed {args.seed}")
+        download.use_cache(config.hub_cache)
         seed_everything(args.seed, config.threads)
         provenance["data_checksums"] = read_checksums(args.data)
         samples, metrics = evaluate(
@@ -179,6 +188,7 @@ def main(argv=None) -> int:
         samples.to_parquet(out / ".samples.parquet.tmp", index=False)
         (out / ".samples.parquet.tmp").replace(out / "samples.parquet")
         write_json(out / "metrics.json", metrics)
+        provenance["hub"] = download.resolved()
         return out
 
     return stage.run(body, argv)

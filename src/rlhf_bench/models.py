@@ -2,12 +2,14 @@
 
 `init: scratch` builds small models of the documented architectures (GPT-2; DistilBERT; DeBERTa-v2) with a
 byte-level BPE tokenizer trained on the experiment's own text; anything else is a hub id or a directory,
-loaded with the real `from_pretrained` code path (no trust_remote_code). Weights are always saved as
-safetensors.
+loaded with the real `from_pretrained` code path (no trust_remote_code, safetensors weights only). A hub id
+may carry a pinned revision (`id@revision`); `download.resolve` turns it into the cached snapshot, offline.
+Weights are always saved as safetensors.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -26,6 +28,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from rlhf_bench import download
 from rlhf_bench.config import RewardModelSettings, SFTSettings
 from rlhf_bench.runtime import StageError
 
@@ -100,30 +103,33 @@ def scratch_reward_model(settings: RewardModelSettings, tokenizer):
 
 
 def load_tokenizer(name_or_path: str):
+    path = str(download.resolve(name_or_path, "model", "tokenizer", files="tokenizer"))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    except (OSError, ValueError) as exc:
-        raise StageError(_not_found(name_or_path, "tokenizer", exc)) from None
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, ImportError) as exc:  # ImportError: a sentencepiece tokenizer without the library
+        raise StageError(_not_found(path, "tokenizer", exc)) from None
     if tokenizer.pad_token is None:  # GPT-2 has none; trl pads with eos too
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
 def load_causal_lm(name_or_path: str):
+    path = str(download.resolve(name_or_path, "model", "causal language model"))
     try:
-        return AutoModelForCausalLM.from_pretrained(name_or_path)
+        return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
     except (OSError, ValueError) as exc:
-        raise StageError(_not_found(name_or_path, "causal language model", exc)) from None
+        raise StageError(_not_found(path, "causal language model", exc)) from None
 
 
 def load_reward_encoder(name_or_path: str, tokenizer, new_head: bool):
     """A trained reward model, or (new_head) a pretrained encoder that gets a fresh one-logit head."""
+    path = str(download.resolve(name_or_path, "model", "sequence-classification model"))
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            name_or_path, num_labels=1, ignore_mismatched_sizes=new_head
+            path, num_labels=1, ignore_mismatched_sizes=new_head, use_safetensors=True
         )
     except (OSError, ValueError) as exc:
-        raise StageError(_not_found(name_or_path, "sequence-classification model", exc)) from None
+        raise StageError(_not_found(path, "sequence-classification model", exc)) from None
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model
@@ -136,6 +142,15 @@ def _not_found(name: str, what: str, exc: Exception) -> str:
         f"{what} '{name}' is neither a local directory nor in the Hugging Face cache. Fix: fetch it on a node with "
         f"internet (`huggingface-cli download {name}`) or set the config to a local path."
     )
+
+
+def load_classifier(name_or_path: str):
+    """A trained sequence classifier with its own labels (the judge), in eval mode."""
+    path = str(download.resolve(name_or_path, "model", "judge classifier"))
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True).eval()
+    except (OSError, ValueError) as exc:
+        raise StageError(_not_found(path, "judge classifier", exc)) from None
 
 
 def save(model, tokenizer, out_dir: str | Path) -> None:
@@ -159,6 +174,35 @@ def prompt_token_limit(model_config, max_new_tokens: int) -> int:
             "Fix: lower max_new_tokens (ppo/evaluation) or raise sft.max_length."
         )
     return context - max_new_tokens
+
+
+def device() -> torch.device:
+    """Where models run: the GPU when torch sees one."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def require_gpu(required: bool, where: str) -> None:
+    """Stop at once where a GPU profile landed on a node without one (or a container started without --nv)."""
+    if required and not torch.cuda.is_available():
+        raise StageError(
+            f"{where}: this config needs a GPU (require_gpu: true) but torch sees no CUDA device. Fix: run on a GPU "
+            "node (the rule asks for resources gpu=1; apptainer needs --nv), or set require_gpu: false."
+        )
+
+
+def autocast(mixed_precision: str, on: torch.device):
+    """(context factory, grad scaler or None, precision that runs) for `mixed_precision` on a device.
+
+    As accelerate: fp16/bf16 autocast on a GPU (fp16 with loss scaling); on a CPU bf16 autocasts and fp16 runs
+    in fp32. The precision that ran goes to provenance.json.
+    """
+    if on.type == "cuda" and mixed_precision in ("fp16", "bf16"):
+        dtype = torch.float16 if mixed_precision == "fp16" else torch.bfloat16
+        scaler = torch.amp.GradScaler("cuda") if mixed_precision == "fp16" else None
+        return (lambda: torch.autocast("cuda", dtype=dtype)), scaler, mixed_precision
+    if on.type == "cpu" and mixed_precision == "bf16":
+        return (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), None, "bf16"
+    return contextlib.nullcontext, None, "no"
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:

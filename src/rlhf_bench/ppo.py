@@ -1,13 +1,20 @@
 """Stage 4, ppo (one job per seed): trl.PPOTrainer with a peft LoRA adapter on the policy.
 
 The loop is TRL v0.7.4's gpt2-sentiment example (examples/scripts/ppo.py): sample a batch of prompts,
-generate the whole batch at once, score query + response, `trainer.step`. The reference model is the
-policy with its adapter disabled (trl does this itself for a peft model), so no second copy is held.
+generate the whole batch at once, score query + response, `trainer.step`. With LoRA the reference model is
+the policy with its adapter disabled (trl does this itself for a peft model), so no second copy is held;
+without (`ppo.lora: false`, the example's default) trl keeps a frozen copy and the whole policy trains.
+
+Guards: trl skips a mini-batch whose mean policy ratio exceeds `ratio_threshold` (the loss spikes that very
+short responses cause, trl PR #488) and only warns; every skip is counted (train_log.csv `skipped`, and in
+provenance.json with the steps where every mini-batch was skipped and the responses that were only an end
+token). A NaN or inf in a logged value or a trained weight stops the job with its step.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import time
 import warnings
 from pathlib import Path
@@ -19,7 +26,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
 
-from rlhf_bench import models
+from rlhf_bench import download, models
 from rlhf_bench.config import Experiment
 from rlhf_bench.data import load_records
 from rlhf_bench.reward import reward_function, word_count
@@ -51,19 +58,27 @@ def generation_kwargs(settings, tokenizer) -> dict:
 
 def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrainer:
     settings = experiment.ppo
-    tokenizer = models.load_tokenizer(start_from)
-    lora = LoraConfig(
-        r=settings.lora_r,
-        lora_alpha=settings.lora_alpha,
-        lora_dropout=settings.lora_dropout,
-        target_modules=list(settings.lora_target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    model = AutoModelForCausalLMWithValueHead.from_pretrained(start_from, peft_config=lora)
+    start = str(download.resolve(start_from, "model", "policy"))
+    tokenizer = models.load_tokenizer(start)
+    lora = None
+    if settings.lora:
+        lora = LoraConfig(
+            r=settings.lora_r,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=settings.lora_dropout,
+            target_modules=list(settings.lora_target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+    # trl's from_pretrained first builds a throwaway Accelerator(), which fixes the process's precision from the
+    # environment (what `accelerate launch --mixed_precision` sets); PPOTrainer's own must agree with it, or
+    # accelerate refuses ("AcceleratorState has already been initialized").
+    os.environ["ACCELERATE_MIXED_PRECISION"] = settings.mixed_precision
+    model = AutoModelForCausalLMWithValueHead.from_pretrained(start, peft_config=lora, use_safetensors=True)
     if settings.gradient_checkpointing:
         model.pretrained_model.gradient_checkpointing_enable()
-        model.pretrained_model.enable_input_require_grads()  # LoRA freezes the embeddings: grads need a path
+        if settings.lora:
+            model.pretrained_model.enable_input_require_grads()  # LoRA freezes the embeddings: grads need a path
     config = PPOConfig(
         model_name=start_from,
         learning_rate=settings.learning_rate,
@@ -89,7 +104,9 @@ def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrai
     return PPOTrainer(config, model, ref_model=None, tokenizer=tokenizer)
 
 
-def run(experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Path | None, seed: int, out: Path) -> None:
+def run(experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Path | None, seed: int, out: Path) -> dict:
+    """Train; write the adapter (or, without LoRA, the whole policy), value head and train_log.csv; return the
+    guard counts and the precision that ran, for provenance.json."""
     settings = experiment.ppo
     trainer = build_trainer(experiment, start_from, seed)
     tokenizer = trainer.tokenizer
@@ -99,7 +116,8 @@ def run(experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Pat
     gen = generation_kwargs(settings, tokenizer)
     prompt_limit = models.prompt_token_limit(trainer.model.pretrained_model.config, settings.max_new_tokens)
     out.mkdir(parents=True, exist_ok=True)
-    skipped_total = 0
+    skipped_total = fully_skipped = end_token_only = 0
+    minibatches_per_step = settings.ppo_epochs * (settings.batch_size // settings.mini_batch_size)
     with open(out / "train_log.csv", "w", newline="") as handle:
         log = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
         log.writeheader()
@@ -117,6 +135,8 @@ def run(experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Pat
             # trl zeroes the loss of a mini-batch whose policy ratio explodes and only warns: count them.
             skipped = sum("Skipping batch" in str(w.message) for w in caught)
             skipped_total += skipped
+            fully_skipped += skipped >= minibatches_per_step
+            end_token_only += sum(len(r) <= 1 for r in responses)
             row = {
                 "step": step,
                 "reward_mean": float(np.mean(rewards)),
@@ -137,9 +157,30 @@ def run(experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Pat
             row.update(seconds=round(seconds, 4), samples_per_s=round(len(batch) / seconds, 3))
             log.writerow(row)
             handle.flush()
-    # Safetensors only: trl's own save_pretrained pickles the value head (pytorch_model.bin).
+    # Safetensors only: trl's own save_pretrained pickles the value head (pytorch_model.bin). Without LoRA
+    # `adapter/` holds the whole trained policy (config + model.safetensors), which evaluate loads as such.
     trainer.model.pretrained_model.save_pretrained(out / "adapter", safe_serialization=True)
     save_file({k: v.contiguous() for k, v in trainer.model.v_head.state_dict().items()}, out / "value_head.safetensors")
+    policy = trainer.model.pretrained_model
+    return {
+        "guards": {
+            "ratio_threshold": settings.ratio_threshold,
+            "skipped_minibatches": skipped_total,
+            "minibatches": settings.steps * minibatches_per_step,
+            "fully_skipped_steps": int(fully_skipped),
+            "end_token_only_responses": int(end_token_only),
+            "responses": settings.steps * settings.batch_size,
+        },
+        "precision": {
+            "device": trainer.accelerator.device.type,
+            "mixed_precision": settings.mixed_precision,
+            "ran_as": trainer.accelerator.mixed_precision if trainer.accelerator.native_amp else "no",
+            "gradient_checkpointing": bool(getattr(policy, "is_gradient_checkpointing", False)),
+            "lora": settings.lora,
+            "trainable_parameters": models.count_parameters(policy, trainable_only=True),
+            "parameters": models.count_parameters(policy),
+        },
+    }
 
 
 def main(argv=None) -> int:
@@ -152,10 +193,12 @@ def main(argv=None) -> int:
 
     def body(args, config, provenance):
         experiment = config.experiment(args.experiment)
+        models.require_gpu(config.require_gpu, f"ppo {experiment.name} seed {args.seed}")
+        download.use_cache(config.hub_cache)
         seed_everything(args.seed, config.threads)
         provenance["data_checksums"] = read_checksums(args.data)
         out = Path(args.out)
-        run(
+        provenance |= run(
             experiment,
             policy_path(experiment, args.sft),
             Path(args.data),
@@ -163,6 +206,7 @@ def main(argv=None) -> int:
             args.seed,
             out,
         )
+        provenance["hub"] = download.resolved()
         return out
 
     return stage.run(body, argv)

@@ -1,8 +1,10 @@
 """Stage 3, train_reward_model: a one-logit encoder trained on preference pairs, and the rewards PPO uses.
 
-Loss: -log sigmoid(r_chosen - r_rejected), the pairwise ranking loss of InstructGPT (Ouyang et al. 2022,
-eq. 1) with one comparison per prompt. Accuracy: the fraction of held-out pairs with r_chosen > r_rejected
-(a tie counts as wrong).
+Loss (objective `pairwise`): -log sigmoid(r_chosen - r_rejected), the pairwise ranking loss of InstructGPT
+(Ouyang et al. 2022, eq. 1) with one comparison per prompt; the reward is the logit. Objective `binary` (seeds/002,
+"binary classifier trained on preference pairs"): each text classified on its own, chosen 1 and rejected 0,
+with binary cross-entropy; the reward is the probability of 1. Accuracy, either way: the fraction of held-out
+pairs with r_chosen > r_rejected (a tie counts as wrong).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from rlhf_bench import models
+from rlhf_bench import download, models
 from rlhf_bench.config import Experiment, RewardModelSettings
 from rlhf_bench.data import load_records
 from rlhf_bench.runtime import Stage, StageError, read_checksums, seed_everything, write_json
@@ -25,6 +27,16 @@ from rlhf_bench.runtime import Stage, StageError, read_checksums, seed_everythin
 def pairwise_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
     """InstructGPT's ranking loss; logsigmoid keeps it finite for large margins."""
     return -F.logsigmoid(r_chosen - r_rejected).mean()
+
+
+def binary_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+    """Each text on its own: chosen labelled 1, rejected 0, binary cross-entropy on the logits."""
+    logits = torch.cat([r_chosen, r_rejected])
+    labels = torch.cat([torch.ones_like(r_chosen), torch.zeros_like(r_rejected)])
+    return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+LOSSES = {"pairwise": pairwise_loss, "binary": binary_loss}
 
 
 def pairwise_accuracy(r_chosen, r_rejected) -> tuple[int, int]:
@@ -50,6 +62,7 @@ class RewardScorer:
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
         self.max_length = settings.max_length
         self.tokenizer.truncation_side = settings.truncation_side
+        self.probability = settings.objective == "binary"  # a classifier's reward is its probability
 
     @classmethod
     def load(cls, model_dir: str | Path, settings: RewardModelSettings) -> RewardScorer:
@@ -57,7 +70,8 @@ class RewardScorer:
         if not (model_dir / "config.json").exists():
             raise StageError(f"{model_dir}: no reward model here. Fix: run the train_reward_model rule first.")
         tokenizer = models.load_tokenizer(str(model_dir))
-        return cls(models.load_reward_encoder(str(model_dir), tokenizer, new_head=False), tokenizer, settings)
+        model = models.load_reward_encoder(str(model_dir), tokenizer, new_head=False).to(models.device())
+        return cls(model, tokenizer, settings)
 
     def encode(self, texts: list[str]) -> dict:
         # No token_type_ids: DistilBERT takes none, and a single text needs none.
@@ -73,9 +87,11 @@ class RewardScorer:
     @torch.no_grad()
     def __call__(self, texts: list[str]) -> list[float]:
         scores = []
+        on = next(self.model.parameters()).device
         for start in range(0, len(texts), self.batch_size):
-            logits = self.model(**self.encode(texts[start : start + self.batch_size])).logits
-            scores += logits[:, 0].float().tolist()
+            enc = self.encode(texts[start : start + self.batch_size]).to(on)
+            logits = self.model(**enc).logits[:, 0].float()
+            scores += (torch.sigmoid(logits) if self.probability else logits).tolist()
         return scores
 
 
@@ -102,10 +118,17 @@ def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> dict:
 def train(settings: RewardModelSettings, train_pairs: list[dict], test_pairs: list[dict], out_dir: Path) -> dict:
     texts = [p[side] for p in train_pairs for side in ("chosen", "rejected")]
     model, tokenizer = build(settings, texts)
+    on = models.device()
+    model.to(on)
+    if settings.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    autocast, scaler, precision = models.autocast(settings.mixed_precision, on)
     scorer = RewardScorer(model, tokenizer, settings)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
+    loss_fn = LOSSES[settings.objective]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     steps_per_epoch = -(-len(train_pairs) // settings.batch_size)
-    schedule = get_linear_schedule_with_warmup(optimizer, int(0.1 * steps_per_epoch), settings.epochs * steps_per_epoch)
+    warmup = int(settings.warmup_fraction * steps_per_epoch)
+    schedule = get_linear_schedule_with_warmup(optimizer, warmup, settings.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(settings.seed)
     loss_curve = []
     started = time.time()
@@ -116,13 +139,21 @@ def train(settings: RewardModelSettings, train_pairs: list[dict], test_pairs: li
             for batch in torch.randperm(len(train_pairs), generator=generator).split(settings.batch_size):
                 pairs = [train_pairs[i] for i in batch.tolist()]
                 # One forward pass over chosen and rejected together: the same padding for both sides.
-                enc = scorer.encode([p["chosen"] for p in pairs] + [p["rejected"] for p in pairs])
-                rewards = model(**enc).logits[:, 0]
-                loss = pairwise_loss(rewards[: len(pairs)], rewards[len(pairs) :])
+                enc = scorer.encode([p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]).to(on)
+                with autocast():
+                    rewards = model(**enc).logits[:, 0].float()
+                loss = loss_fn(rewards[: len(pairs)], rewards[len(pairs) :])
                 models.check_finite({"loss": loss.item()}, f"reward model epoch {epoch} step {bar.n}")
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
+                if scaler is not None:  # fp16: scaled loss; steps with inf gradients are skipped by the scaler
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    optimizer.step()
                 schedule.step()
                 optimizer.zero_grad(set_to_none=True)
                 losses.append(loss.item())
@@ -130,6 +161,7 @@ def train(settings: RewardModelSettings, train_pairs: list[dict], test_pairs: li
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             loss_curve.append(sum(losses) / len(losses))
     train_seconds = time.time() - started
+    models.check_finite_weights(model, "reward model after training")
     model.eval()
     metrics = {
         "model": settings.init if settings.init != "scratch" else f"{settings.architecture} (scratch)",
@@ -141,6 +173,12 @@ def train(settings: RewardModelSettings, train_pairs: list[dict], test_pairs: li
         "throughput": {
             "train_seconds": train_seconds,
             "pairs_per_second": settings.epochs * len(train_pairs) / train_seconds,
+        },
+        "precision": {
+            "device": on.type,
+            "mixed_precision": settings.mixed_precision,
+            "ran_as": precision,
+            "gradient_checkpointing": bool(getattr(model, "is_gradient_checkpointing", False)),
         },
     }
     models.save(model, tokenizer, out_dir / "model")
@@ -163,6 +201,8 @@ def main(argv=None) -> int:
 
     def body(args, config, provenance):
         experiment = config.experiment(args.experiment)
+        models.require_gpu(config.require_gpu, f"reward {experiment.name}")
+        download.use_cache(config.hub_cache)
         seed_everything(experiment.reward_model.seed, config.threads)
         provenance["data_checksums"] = read_checksums(args.data)
         data = Path(args.data)
@@ -174,6 +214,8 @@ def main(argv=None) -> int:
             out,
         )
         provenance["throughput"] = metrics.pop("throughput")
+        provenance["precision"] = metrics.pop("precision")
+        provenance["hub"] = download.resolved()
         write_json(out / "rm_metrics.json", {"experiment": experiment.name, **metrics})
         return out
 

@@ -105,7 +105,7 @@ def hardware() -> dict:
                 break
     except OSError:
         pass
-    return {
+    record = {
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu": cpu,
@@ -114,6 +114,39 @@ def hardware() -> dict:
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "container_image": os.environ.get("RLHF_BENCH_IMAGE") or None,
     }
+    # Inside a container: what the image is, and which runtime. The project's image (Dockerfile) sets
+    # RLHF_BENCH_IMAGE and writes RLHF_BENCH_IMAGE_INFO at build time: its reference, git revision and a digest
+    # of its software (the Debian package list and every installed Python file). Apptainer sets
+    # APPTAINER_CONTAINER (or SINGULARITY_CONTAINER) to the image file; podman sets `container` and docker leaves
+    # /.dockerenv, which alone proves little (some hosts were made from docker images): only the variables above
+    # add the container keys.
+    apptainer = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
+    info: dict = {}
+    info_path = os.environ.get("RLHF_BENCH_IMAGE_INFO")
+    if info_path:
+        try:
+            loaded = json.loads(Path(info_path).read_text())
+            info = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            info = {"digest": f"unreadable: {info_path}"}
+    if apptainer or record["container_image"] or info:
+        if os.environ.get("APPTAINER_CONTAINER"):
+            runtime = "apptainer"
+        elif os.environ.get("SINGULARITY_CONTAINER"):
+            runtime = "singularity"
+        elif os.environ.get("container"):  # podman sets container=podman (so do systemd-nspawn, lxc)
+            runtime = os.environ["container"]
+        elif Path("/run/.containerenv").exists():
+            runtime = "podman"
+        elif Path("/.dockerenv").exists():
+            runtime = "docker"
+        else:
+            runtime = None
+        record["container_image"] = record["container_image"] or info.get("reference") or apptainer
+        record["container_digest"] = info.get("digest")
+        record["container_revision"] = info.get("revision")
+        record["container_runtime"] = runtime
+    return record
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

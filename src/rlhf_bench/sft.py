@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from rlhf_bench import models
+from rlhf_bench import download, models
 from rlhf_bench.config import SFTSettings
 from rlhf_bench.data import load_records
 from rlhf_bench.runtime import Stage, read_checksums, seed_everything, write_json
@@ -36,7 +36,8 @@ def blocks(tokenizer, texts: list[str], length: int) -> torch.Tensor:
 @torch.no_grad()
 def mean_loss(model, data: torch.Tensor, batch_size: int) -> float:
     model.eval()
-    losses = [model(input_ids=b, labels=b).loss.item() for b in data.split(batch_size)]
+    on = next(model.parameters()).device
+    losses = [model(input_ids=b.to(on), labels=b.to(on)).loss.item() for b in data.split(batch_size)]
     model.train()
     return sum(losses) / max(len(losses), 1)
 
@@ -57,6 +58,8 @@ def train(settings: SFTSettings, texts: list[str], out_dir: Path) -> dict:
     n_held_out = max(1, int(len(data) * HELD_OUT_FRACTION))
     held_out, train_data = data[:n_held_out], data[n_held_out:]
 
+    on = models.device()
+    model.to(on)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
     total_steps = settings.epochs * math.ceil(len(train_data) / settings.batch_size)
     schedule = get_linear_schedule_with_warmup(optimizer, int(0.05 * total_steps), total_steps)
@@ -68,6 +71,7 @@ def train(settings: SFTSettings, texts: list[str], out_dir: Path) -> dict:
             order = torch.randperm(len(train_data), generator=generator)
             losses = []
             for batch in train_data[order].split(settings.batch_size):
+                batch = batch.to(on)
                 loss = model(input_ids=batch, labels=batch).loss
                 models.check_finite({"loss": loss.item()}, f"sft epoch {epoch} step {bar.n}")
                 loss.backward()
@@ -108,12 +112,15 @@ def main(argv=None) -> int:
 
     def body(args, config, provenance):
         experiment = config.experiment(args.experiment)
+        models.require_gpu(config.require_gpu, f"sft {experiment.name}")
+        download.use_cache(config.hub_cache)
         seed_everything(experiment.sft.seed, config.threads)
         provenance["data_checksums"] = read_checksums(args.data)
         texts = [r["text"] for r in load_records(Path(args.data) / "corpus.jsonl")]
         out = Path(args.out)
         metrics = train(experiment.sft, texts, out)
         provenance["throughput"] = metrics.pop("throughput")  # timings stay out of the metrics file
+        provenance["hub"] = download.resolved()
         write_json(out / "sft_metrics.json", metrics)
         return out
 

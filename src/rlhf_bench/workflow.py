@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 
 from rlhf_bench.config import ConfigError, validate
+from rlhf_bench.download import hub_refs
 
 DATA_FILES = ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl", "corpus.jsonl")
 
@@ -78,6 +79,28 @@ class Layout:
         if self.reward_dir(experiment):
             args.append(f"--reward {self.reward_dir(experiment)}")
         return " ".join(args)
+
+    # --- hub items and cluster resources ------------------------------------------------------------
+
+    def hub_experiments(self) -> list[str]:
+        """Experiments that name a hub model or dataset (not a local path): the ones `download` serves."""
+        return [e for e in self.experiments if hub_refs(self.experiment(e))]
+
+    def hub_manifest(self, experiment: str) -> str:
+        return self.path(experiment, "hub", "manifest.json")
+
+    def hub_inputs(self, experiment: str) -> dict[str, str]:
+        """The download manifest, for the jobs of an experiment that reads the hub cache; else nothing."""
+        return {"hub": self.hub_manifest(experiment)} if experiment in self.hub_experiments() else {}
+
+    def model_inputs(self, experiment: str) -> dict[str, str]:
+        """Inputs of ppo and evaluate besides the data: the sft and reward models where used, the hub manifest."""
+        return {**self.policy_inputs(experiment), **self.hub_inputs(experiment)}
+
+    def resource(self, experiment: str, rule: str, name: str, default: int) -> int:
+        """A rule's cluster resource for one experiment (config `resources`), else the rule's default.
+        A Snakemake profile's `set-resources` overrides both."""
+        return self.experiment(experiment).get("resources", {}).get(rule, {}).get(name, default)
 
     # --- what aggregate and report read ---------------------------------------------------------------
 

@@ -1,0 +1,30 @@
+# Hub models and datasets, fetched once where there is internet; every other job reads the cache offline.
+# On a cluster: `snakemake --until download --configfile config/paper.yaml` on the login node first.
+
+
+localrules:
+    download,
+
+
+rule download:
+    """One experiment's hub models and datasets into the hub cache, safetensors only (needs internet)."""
+    input:
+        config=f"{RESULTS}/{{experiment}}/config.json",
+    output:
+        manifest=f"{RESULTS}/{{experiment}}/hub/manifest.json",
+        provenance=f"{RESULTS}/{{experiment}}/hub/provenance.json",
+    log:
+        f"{RESULTS}/logs/{{experiment}}/download.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{experiment}}.download.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=240,
+    params:
+        out=lambda w, output: os.path.dirname(output.manifest),
+    shell:
+        "python -m rlhf_bench.download --config {input.config} --experiment {wildcards.experiment}"
+        " --out {params.out} > {log} 2>&1"
