@@ -15,18 +15,23 @@ export HF_DATASETS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install system-deps run dag test test-fast lint format lock benchmark clean
+.PHONY: install system-deps run imdb-cpu dag test test-fast lint format lock benchmark clean
 
 install: $(STAMP)
 
-$(STAMP): envs/requirements.lock pyproject.toml
+$(STAMP): envs/requirements.lock envs/requirements-extras.lock pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes $(PIP_ARGS) -r envs/requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r envs/requirements-extras.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 run: install  ## the whole DAG on $(CONFIG) (default: the smoke profile)
 	snakemake --cores $(CORES) --configfile $(CONFIG)
+
+# seeds/000 Part 1 on the real IMDB data (../shared/data/imdb, see config/imdb-cpu.yaml): under an hour on 2 cores.
+imdb-cpu: install  ## the imdb-cpu profile, timed per stage (benchmarks/out/imdb-cpu_dag.json)
+	python benchmarks/smoke_dag.py --config config/imdb-cpu.yaml --keep . --target-minutes 60
 
 dag: install  ## the DAG as a picture: dag.png
 	snakemake --configfile $(CONFIG) --rulegraph | dot -Tpng > dag.png

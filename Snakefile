@@ -5,7 +5,11 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+# The smoke profile is the default; `--configfile other.yaml` replaces it instead of being deep-merged into it
+# (Snakemake's default), which would leak smoke experiments and settings into every other profile.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "report/workflow.rst"

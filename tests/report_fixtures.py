@@ -123,6 +123,11 @@ def _experiment_config(name: str, index: int) -> dict:
             "lora": {"r": 8, "alpha": 16 + index},
         },
         "evaluation": {"n_prompts": 24, "judge": "vader" if template["judge"] else None},
+        "deviations": [
+            {"setting": "ppo.temperature", "documented": 0.7, "ours": 0.7, "sound": 1.0, "why": "trl KL bias"}
+        ]
+        if index == 0
+        else [],
     }
 
 
@@ -290,6 +295,20 @@ def write_fake_results(
                 },
                 "loss_curve": [0.69, 0.4],
                 "seconds": 3.2,
+                # A baseline on the first experiment only: the tables must hold experiments with and without.
+                **(
+                    {
+                        "baselines": {
+                            "tfidf_logreg": {
+                                "title": "TF-IDF + logistic regression",
+                                "train": {"n_pairs": 200, "n_correct": 199, "accuracy": 0.995, "mean_margin": 2.0},
+                                "test": {"n_pairs": 100, "n_correct": 90, "accuracy": 0.9, "mean_margin": 1.0},
+                            }
+                        }
+                    }
+                    if index == 0
+                    else {}
+                ),
             },
         )
         _write_json(

@@ -83,8 +83,13 @@ def test_aggregate_tables_have_expected_shape(full_run):
         "wilson_low",
         "wilson_high",
         "documented",
+        "scorer",
     ]
-    assert len(rm) == 6
+    assert len(rm) == 8  # 3 reward models and the first experiment's baseline, x 2 splits
+    baseline = rm[rm.scorer == "TF-IDF + logistic regression"].set_index("split")
+    assert list(baseline.experiment.unique()) == ["imdb-negative"]
+    assert baseline.loc["test", "n_correct"] == 90 and baseline.loc["train", "accuracy"] == 0.995
+    assert (rm.scorer == "reward model").sum() == 6
 
     tests = pd.read_csv(results / "tests.csv", dtype={"seed": str})
     assert list(tests.columns) == [
@@ -156,7 +161,8 @@ def test_aggregate_hand_checked_values(small_results, tmp_path):
     assert (row.ci_low, row.ci_high) == pytest.approx((-1.4612497, 6.1279164), abs=1e-6)
     assert math.isnan(row.documented)
 
-    rm = pd.read_csv(out / "rm_summary.csv").set_index("split")
+    rm = pd.read_csv(out / "rm_summary.csv")
+    rm = rm[rm.scorer == "reward model"].set_index("split")
     # 190 of 200 train pairs: Wilson (0.9104219, 0.9726174) by the closed form.
     assert rm.loc["train", "accuracy"] == 0.95
     assert (rm.loc["train", "wilson_low"], rm.loc["train", "wilson_high"]) == pytest.approx(
@@ -249,7 +255,14 @@ def test_report_numbers_come_from_the_inputs(full_run):
     """Table 1 shows 190/200 with its Wilson interval; the abstract quotes the objective's Welch p."""
     results, out = full_run
     md = (out / "report.md").read_text()
-    assert "| `imdb-negative` | train | 200 | 190 | 0.95 [0.91, 0.973] | 0.977 | outside |" in md
+    assert "| `imdb-negative` | reward model | train | 200 | 190 | 0.95 [0.91, 0.973] | 0.977 | outside |" in md
+    assert "| `imdb-negative` | baseline: TF-IDF + logistic regression | test | 100 | 90 |" in md
+    assert "| `imdb-negative` | ppo.temperature | 0.7 | 0.7 | 1.0 (not applied) | trl KL bias |" in md
+    # Each seed's held-out KL, from its own metrics.json.
+    kl = json.loads((results / "imdb-negative" / "eval" / "seed2" / "metrics.json").read_text())
+    kl = kl["policies"]["rlhf"]["kl_mean"]
+    seed_row = next(x for x in md.split("KL(RLHF ‖ base) per response")[1].splitlines() if x.startswith("| 2 |"))
+    assert seed_row.split(" | ")[3] == report.fmt(kl)
     tests = pd.read_csv(results / "tests.csv", dtype={"seed": str})
     welch = tests[
         (tests.experiment == "instruct-short") & (tests.test == "welch_t") & (tests.metric == "length_mean")

@@ -65,8 +65,9 @@ SUMMARY_COLUMNS = [
     "experiment", "metric", "policy", "n_seeds", "mean", "std", "ci_low", "ci_high", "ci_type", "documented",
 ]  # fmt: skip
 RM_COLUMNS = [
-    "experiment", "split", "n_pairs", "n_correct", "accuracy", "wilson_low", "wilson_high", "documented",
+    "experiment", "split", "n_pairs", "n_correct", "accuracy", "wilson_low", "wilson_high", "documented", "scorer",
 ]  # fmt: skip
+REWARD_MODEL = "reward model"  # rm_summary.csv `scorer` of the reward model; baselines carry their titles
 TEST_COLUMNS = [
     "experiment", "metric", "test", "seed", "direction", "statistic", "p_value", "significant",
 ]  # fmt: skip
@@ -213,25 +214,30 @@ def summarize_metrics(config: dict, seed_metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize_reward_models(config: dict, results_dir: Path) -> pd.DataFrame:
-    """Pairwise accuracy per split with a Wilson interval, recomputed from the pair counts."""
+    """Pairwise accuracy per split with a Wilson interval, recomputed from the pair counts: the reward model's,
+    then each baseline's on the same pairs (rm_metrics.json `baselines`)."""
     rows = []
     for experiment in config["experiments"]:
         path = results_dir / experiment / "reward" / "rm_metrics.json"
         rm = read_json(path)
         docs = documented(config, experiment)
-        for split in SPLITS:
-            counts = field(rm, split, path)
-            n_pairs = int(field(counts, "n_pairs", f"{path} {split}"))
-            n_correct = int(field(counts, "n_correct", f"{path} {split}"))
-            if not 0 <= n_correct <= n_pairs:
-                raise InputError(f"{path}: {split}.n_correct={n_correct} is not within 0..n_pairs={n_pairs}")
-            accuracy = n_correct / n_pairs if n_pairs else math.nan
-            low, high = wilson_interval(n_correct, n_pairs, CONFIDENCE)
-            rows.append({
-                "experiment": experiment, "split": split, "n_pairs": n_pairs, "n_correct": n_correct,
-                "accuracy": accuracy, "wilson_low": low, "wilson_high": high,
-                "documented": as_float(docs.get(f"rm_accuracy_{split}")),
-            })  # fmt: skip
+        scorers = [(REWARD_MODEL, rm, str(path))]
+        for name, result in (rm.get("baselines") or {}).items():
+            scorers.append((result.get("title", name), result, f"{path} baselines.{name}"))
+        for scorer, metrics, where in scorers:
+            for split in SPLITS:
+                counts = field(metrics, split, where)
+                n_pairs = int(field(counts, "n_pairs", f"{where} {split}"))
+                n_correct = int(field(counts, "n_correct", f"{where} {split}"))
+                if not 0 <= n_correct <= n_pairs:
+                    raise InputError(f"{where}: {split}.n_correct={n_correct} is not within 0..n_pairs={n_pairs}")
+                accuracy = n_correct / n_pairs if n_pairs else math.nan
+                low, high = wilson_interval(n_correct, n_pairs, CONFIDENCE)
+                rows.append({
+                    "experiment": experiment, "split": split, "n_pairs": n_pairs, "n_correct": n_correct,
+                    "accuracy": accuracy, "wilson_low": low, "wilson_high": high,
+                    "documented": as_float(docs.get(f"rm_accuracy_{split}")), "scorer": scorer,
+                })  # fmt: skip
     return pd.DataFrame(rows, columns=RM_COLUMNS)
 
 

@@ -126,6 +126,9 @@ class RewardModelSettings:
     mixed_precision: str = "no"
     """`no`, `fp16` (autocast + loss scaling) or `bf16` on a GPU; on a CPU fp16 runs in fp32, as accelerate
     does, and provenance.json records what ran."""
+    baselines: list[str] = dataclasses.field(default_factory=list)
+    """Classical scorers trained and measured on the same pairs, reported beside the reward model
+    (`tfidf_logreg`: TF-IDF + logistic regression, rlhf_bench.baseline)."""
 
 
 @dataclass(frozen=True)
@@ -455,6 +458,11 @@ def load(path: str | Path) -> Config:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config ({exc.strerror}). Fix: check the path.") from None
+    if path.suffix == ".json":  # what stages read (write_resolved); YAML 1.1 would read 5e-05 as a string
+        try:
+            return from_dict(json.loads(text), str(path))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: line {exc.lineno} is not valid JSON ({exc.msg}).") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

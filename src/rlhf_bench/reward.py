@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from rlhf_bench import download, models
+from rlhf_bench import baseline, download, models
 from rlhf_bench.config import Experiment, RewardModelSettings
 from rlhf_bench.data import load_records
 from rlhf_bench.runtime import Stage, StageError, read_checksums, seed_everything, write_json
@@ -182,6 +182,11 @@ def train(settings: RewardModelSettings, train_pairs: list[dict], test_pairs: li
         },
     }
     models.save(model, tokenizer, out_dir / "model")
+    if settings.baselines:
+        metrics["baselines"] = {
+            name: baseline.run(name, train_pairs, test_pairs, settings.seed, evaluate_pairs)
+            for name in settings.baselines
+        }
     return metrics
 
 
@@ -215,6 +220,8 @@ def main(argv=None) -> int:
         )
         provenance["throughput"] = metrics.pop("throughput")
         provenance["precision"] = metrics.pop("precision")
+        for name, result in metrics.get("baselines", {}).items():
+            provenance["throughput"][f"{name}_seconds"] = result.pop("seconds")
         provenance["hub"] = download.resolved()
         write_json(out / "rm_metrics.json", {"experiment": experiment.name, **metrics})
         return out
