@@ -74,11 +74,12 @@ def test_tfidf_baseline_ranks_pairs_by_their_words():
 # --- end to end on slices of the real data ------------------------------------------------------------
 
 
-def _first(path: Path, label: int, n: int) -> list[str]:
+def _first(path: Path, label: int, n: int) -> str:
+    """The first n lines of a JSON-lines file (gzip or plain) whose record has this label, joined."""
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as handle:
         lines = (line for line in handle if json.loads(line)["label"] == label)
-        return list(itertools.islice(lines, n))
+        return "".join(itertools.islice(lines, n))
 
 
 @pytest.fixture(scope="module")
