@@ -21,5 +21,5 @@ rule prepare_data:
         env=STAGE_ENV,
         out=f"{RESULTS}/{{experiment}}/data",
     shell:
-        "{params.env}python -m rlhf_bench.data --config {input.config} --experiment {wildcards.experiment}"
-        " --out {params.out} > {log} 2>&1"
+        "{params.env}python -m rlhf_bench.data --config {input.config:q} --experiment {wildcards.experiment:q}"
+        " --out {params.out:q} > {log:q} 2>&1"

@@ -26,5 +26,5 @@ rule download:
     params:
         out=lambda w, output: os.path.dirname(output.manifest),
     shell:
-        "python -m rlhf_bench.download --config {input.config} --experiment {wildcards.experiment}"
-        " --out {params.out} > {log} 2>&1"
+        "python -m rlhf_bench.download --config {input.config:q} --experiment {wildcards.experiment:q}"
+        " --out {params.out:q} > {log:q} 2>&1"

@@ -27,6 +27,6 @@ rule evaluate:
         ppo=lambda w, input: os.path.dirname(input.adapter),
         out=f"{RESULTS}/{{experiment}}/eval/seed{{seed}}",
     shell:
-        "{params.env}python -m rlhf_bench.evaluate --config {input.config} --experiment {wildcards.experiment}"
-        " --seed {wildcards.seed} --data {params.data} {params.models} --ppo {params.ppo}"
-        " --out {params.out} > {log} 2>&1"
+        "{params.env}python -m rlhf_bench.evaluate --config {input.config:q} --experiment {wildcards.experiment:q}"
+        " --seed {wildcards.seed:q} --data {params.data:q} {params.models} --ppo {params.ppo:q}"
+        " --out {params.out:q} > {log:q} 2>&1"

@@ -26,5 +26,5 @@ rule ppo:
         models=lambda w: LAYOUT.policy_args(w.experiment),
         out=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}",
     shell:
-        "{params.env}python -m rlhf_bench.ppo --config {input.config} --experiment {wildcards.experiment}"
-        " --seed {wildcards.seed} --data {params.data} {params.models} --out {params.out} > {log} 2>&1"
+        "{params.env}python -m rlhf_bench.ppo --config {input.config:q} --experiment {wildcards.experiment:q}"
+        " --seed {wildcards.seed:q} --data {params.data:q} {params.models} --out {params.out:q} > {log:q} 2>&1"

@@ -26,8 +26,8 @@ rule aggregate:
     params:
         results=lambda w, input: os.path.dirname(input.config),
     shell:
-        "python -m rlhf_bench.aggregate --config {input.config} --results-dir {params.results} --out-dir {params.results}"
-        " > {log} 2>&1"
+        "python -m rlhf_bench.aggregate --config {input.config:q} --results-dir {params.results:q} --out-dir {params.results:q}"
+        " > {log:q} 2>&1"
 
 
 CLAIMS_FILE = str(Path(workflow.basedir) / "config" / "claims.yaml")
@@ -61,8 +61,8 @@ rule claims:
     params:
         results=lambda w, input: os.path.dirname(input.config),
     shell:
-        "python -m rlhf_bench.claims --config {input.config} --results-dir {params.results} --claims {input.claims}"
-        " --out {output} > {log} 2>&1"
+        "python -m rlhf_bench.claims --config {input.config:q} --results-dir {params.results:q} --claims {input.claims:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule compare:
@@ -95,8 +95,8 @@ rule compare:
         results=lambda w, input: os.path.dirname(input.config),
         out=lambda w, output: os.path.dirname(output.metrics),
     shell:
-        "python -m rlhf_bench.compare {params.earlier} {params.results} --claims {input.claims}"
-        " --out-dir {params.out} > {log} 2>&1"
+        "python -m rlhf_bench.compare {params.earlier:q} {params.results:q} --claims {input.claims:q}"
+        " --out-dir {params.out:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -133,5 +133,5 @@ rule report:
         results=lambda w, input: os.path.dirname(input.config),
         reports=lambda w, output: os.path.dirname(output.md),
     shell:
-        "MPLBACKEND=Agg python -m rlhf_bench.report --config {input.config} --results-dir {params.results}"
-        " --out-dir {params.reports} > {log} 2>&1"
+        "MPLBACKEND=Agg python -m rlhf_bench.report --config {input.config:q} --results-dir {params.results:q}"
+        " --out-dir {params.reports:q} > {log:q} 2>&1"

@@ -28,5 +28,5 @@ rule train_reward_model:
         data=lambda w, input: os.path.dirname(input.checksums),
         out=f"{RESULTS}/{{experiment}}/reward",
     shell:
-        "{params.env}python -m rlhf_bench.reward --config {input.config} --experiment {wildcards.experiment}"
-        " --data {params.data} --out {params.out} > {log} 2>&1"
+        "{params.env}python -m rlhf_bench.reward --config {input.config:q} --experiment {wildcards.experiment:q}"
+        " --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"

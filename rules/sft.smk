@@ -24,5 +24,5 @@ rule sft:
         data=lambda w, input: os.path.dirname(input.checksums),
         out=f"{RESULTS}/{{experiment}}/sft",
     shell:
-        "{params.env}python -m rlhf_bench.sft --config {input.config} --experiment {wildcards.experiment}"
-        " --data {params.data} --out {params.out} > {log} 2>&1"
+        "{params.env}python -m rlhf_bench.sft --config {input.config:q} --experiment {wildcards.experiment:q}"
+        " --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"

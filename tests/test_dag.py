@@ -178,3 +178,23 @@ def test_snakemake_report_includes_figures_tables_and_claims(finished_run):
     for name in ("ppo_curves.png", "reward_vs_kl.png", "summary.csv", "claims.csv", "report.html"):
         assert f"Adding {name}" in log, name
     assert out.stat().st_size > 100_000
+
+
+def test_config_strings_never_reach_the_shell_unquoted(tmp_path):
+    """A results_dir with spaces and shell operators is a path, not a command (issue 12)."""
+    import yaml
+
+    from conftest import tiny_config
+
+    hostile = "out dir || touch INJECTED || echo "
+    config = tiny_config(seeds=(0,))
+    config["results_dir"] = hostile
+    experiment = next(iter(config["experiments"]))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    target = f"{hostile}/smoke/{experiment}/data/checksums.json"
+
+    result = snakemake(tmp_path, "--cores", "1", "--configfile", str(tmp_path / "tiny.yaml"), target)
+
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / target).is_file()
+    assert not (tmp_path / "INJECTED").exists()

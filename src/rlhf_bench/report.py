@@ -55,6 +55,7 @@ from rlhf_bench.aggregate import (
 )
 from rlhf_bench.report_pdf import write_pdf
 from rlhf_bench.stats import cliffs_delta, cohens_d
+from rlhf_bench.workflow import stage_dirs
 
 POLICY_NAMES = {"base": "base", "rlhf": "RLHF"}
 PALETTE = {"base": "#4C72B0", "RLHF": "#DD8452"}
@@ -159,18 +160,12 @@ def load_provenance(config: dict, results_dir: Path) -> tuple[list[tuple[str, di
     records, checksums = [], {}
     for experiment in config["experiments"]:
         exp_dir = results_dir / experiment
-        stage_dirs = [exp_dir / "data"]
-        if (config["experiments"][experiment].get("sft") or {}).get("enabled") or (exp_dir / "sft").is_dir():
-            stage_dirs.append(exp_dir / "sft")
-        stage_dirs.append(exp_dir / "reward")
-        stage_dirs += [ppo_dir(results_dir, experiment, s) for s in config["seeds"]]
-        stage_dirs += [eval_dir(results_dir, experiment, s) for s in config["seeds"]]
-        for stage_dir in stage_dirs:
-            path = stage_dir / "provenance.json"
+        for stage_dir in stage_dirs(config, experiment):
+            path = results_dir / stage_dir / "provenance.json"
             record = read_json(path)
             for key in ("versions", "git_commit", "config_sha256", "hardware"):
                 field(record, key, path)
-            records.append((stage_dir.relative_to(results_dir).as_posix(), record))
+            records.append((stage_dir, record))
         checksums[experiment] = read_json(exp_dir / "data" / "checksums.json")
     return records, checksums
 

@@ -1,13 +1,16 @@
 """Where every file of a run lives, and which inputs each rule needs: the Snakemake side of the package.
 
 The .smk files stay declarative; the little logic they need (validation, paths, optional inputs) is here,
-where it is tested like the rest (tests/test_workflow.py).
+where it is tested like the rest (tests/test_dag.py, tests/test_layout.py).
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 from dataclasses import dataclass
+
+import yaml
 
 from rlhf_bench.config import ConfigError, validate
 from rlhf_bench.download import hub_refs
@@ -15,9 +18,63 @@ from rlhf_bench.download import hub_refs
 DATA_FILES = ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl", "corpus.jsonl")
 
 
-def validated_or_exit(config: dict, sources: list[str]) -> dict:
-    """Validate Snakemake's merged config before any job: one line naming file, key and fix, then exit 1."""
-    source = ", ".join(str(s) for s in sources) or "config"
+def runs_sft(experiment: dict) -> bool:
+    """Whether the sft stage runs for an experiment: only when the policy is its output (`policy: sft`).
+
+    `sft.enabled: true` beside a hub policy validates but trains nothing, so nothing may ask for sft files then.
+    """
+    return experiment.get("policy") == "sft"
+
+
+def stage_dirs(config: dict, experiment: str) -> list[str]:
+    """Every stage directory of one experiment that holds a provenance.json, relative to results/<profile>,
+    in the order the report lists them: data, sft (where it runs), reward, ppo and eval per seed."""
+    dirs = [f"{experiment}/data"]
+    if runs_sft(config["experiments"][experiment]):
+        dirs.append(f"{experiment}/sft")
+    dirs.append(f"{experiment}/reward")
+    dirs += [f"{experiment}/ppo/seed{seed}" for seed in config["seeds"]]
+    return dirs + [f"{experiment}/eval/seed{seed}" for seed in config["seeds"]]
+
+
+def _typed(value):
+    """A `--config` leaf as YAML would type it: Snakemake reads list and mapping values with YAML's BaseLoader,
+    so `--config seeds=[0,1]` arrives as ["0", "1"]. Numbers, booleans and null get their type back."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return parsed if isinstance(parsed, (bool, int, float)) or (parsed is None and value.strip()) else value
+    return value
+
+
+def with_typed_overrides(config: dict, overrides: dict) -> dict:
+    """Snakemake's merged config with the list and mapping values of `--config` typed as YAML types them."""
+    merged = dict(config)
+
+    def place(target: dict, changes: dict) -> None:
+        for key, value in changes.items():
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                target[key] = dict(target[key])
+                place(target[key], value)
+            elif isinstance(value, (dict, list)):
+                target[key] = _typed(value)
+
+    place(merged, overrides or {})
+    return merged
+
+
+def validated_or_exit(config: dict, sources: list[str], overrides: dict | None = None) -> dict:
+    """Validate Snakemake's merged config before any job: one line naming file, key and fix, then exit 1.
+
+    `overrides` are the `--config` values: typed like YAML, and named in the message as a source."""
+    config = with_typed_overrides(config, overrides or {})
+    source = ", ".join([str(s) for s in sources] + (["--config"] if overrides else [])) or "config"
     try:
         return validate(dict(config), source)
     except ConfigError as exc:
@@ -56,7 +113,7 @@ class Layout:
     # --- optional inputs: what a rule needs depends on the experiment's config --------------------------
 
     def sft_dir(self, experiment: str) -> str | None:
-        return self.path(experiment, "sft") if self.experiment(experiment)["policy"] == "sft" else None
+        return self.path(experiment, "sft") if runs_sft(self.experiment(experiment)) else None
 
     def reward_dir(self, experiment: str) -> str | None:
         uses_rm = self.experiment(experiment)["ppo"]["reward"] == "reward_model"
@@ -72,13 +129,13 @@ class Layout:
         return inputs
 
     def policy_args(self, experiment: str) -> str:
-        """The matching --sft/--reward arguments of the stage CLIs."""
+        """The matching --sft/--reward arguments of the stage CLIs, shell-quoted: they hold config paths."""
         args = []
         if self.sft_dir(experiment):
-            args.append(f"--sft {self.sft_dir(experiment)}")
+            args += ["--sft", self.sft_dir(experiment)]
         if self.reward_dir(experiment):
-            args.append(f"--reward {self.reward_dir(experiment)}")
-        return " ".join(args)
+            args += ["--reward", self.reward_dir(experiment)]
+        return shlex.join(args)
 
     # --- hub items and cluster resources ------------------------------------------------------------
 
@@ -112,9 +169,7 @@ class Layout:
 
     def provenance_files(self) -> list[str]:
         """Every stage's provenance.json, which the report's provenance section reads."""
-        files = self.per_experiment("data", "provenance.json") + self.per_experiment("reward", "provenance.json")
-        files += [self.path(e, "sft", "provenance.json") for e in self.experiments if self.sft_dir(e)]
-        return files + self.per_seed("ppo", "provenance.json") + self.per_seed("eval", "provenance.json")
+        return [f"{self.results}/{d}/provenance.json" for e in self.experiments for d in stage_dirs(self.config, e)]
 
     def summary_tables(self) -> list[str]:
         return [f"{self.results}/{name}" for name in ("summary.csv", "rm_summary.csv", "tests.csv")]
