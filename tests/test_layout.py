@@ -72,3 +72,21 @@ def test_config_overrides_are_typed_as_yaml_types_them():
     bad = {"seeds": ["0", "x"]}
     with pytest.raises(ConfigError, match=r"seeds\.1: 'x'"):
         validate(with_typed_overrides({**base, **bad}, bad), "--config")
+
+
+def test_rule_names_agree_across_rules_schema_report_and_aggregate():
+    """Rule names are written in rules/*.smk, the schema's `resources`, report.RULE_ORDER and
+    aggregate.STAGE_RULES: until they live in one place, this keeps the copies from drifting."""
+    import re
+
+    from rlhf_bench.aggregate import STAGE_RULES
+    from rlhf_bench.report import RULE_ORDER
+
+    defined = {m for p in (ROOT / "rules").glob("*.smk") for m in re.findall(r"^rule (\w+):", p.read_text(), re.M)}
+    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+    experiment = schema["$defs"]["experiment"]
+    resource_rules = set(experiment["properties"]["resources"]["propertyNames"]["enum"])
+
+    assert set(RULE_ORDER) | {"compare"} == defined
+    assert resource_rules == set(STAGE_RULES.values())
+    assert resource_rules <= defined

@@ -202,7 +202,8 @@ class PPOSettings:
 @dataclass(frozen=True)
 class EvalSettings:
     judge: str
-    """Independent sentiment judge: `vader` (lexicon, offline) or `none`. Never the reward model."""
+    """Independent sentiment judge: `vader` (lexicon, offline), `classifier` (a sequence classifier named by
+    `judge_model`) or `none`. Never the reward model."""
     judge_input: str
     """What the judge reads: `full` (prompt + response: a review's prefix and continuation) or `response`
     (the Assistant's reply alone, for dialogues whose Human turns carry their own sentiment)."""
