@@ -11,7 +11,7 @@ from rlhf_bench.config import write_resolved
 from rlhf_bench.workflow import DATA_FILES, Layout, validated_or_exit
 
 _validated = validated_or_exit(
-    config, workflow.configfiles, workflow.config_settings.overwrite_config
+    config, workflow.configfiles, dict(workflow.config_settings.config)
 )
 config.clear()
 config.update(_validated)

@@ -193,7 +193,7 @@ def test_config_strings_never_reach_the_shell_unquoted(tmp_path):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
     target = f"{hostile}/smoke/{experiment}/data/checksums.json"
 
-    result = snakemake(tmp_path, "--cores", "1", "--configfile", str(tmp_path / "tiny.yaml"), target)
+    result = snakemake(tmp_path, target, "--cores", "1", "--configfile", str(tmp_path / "tiny.yaml"))
 
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / target).is_file()
