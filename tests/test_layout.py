@@ -69,6 +69,11 @@ def test_config_overrides_are_typed_as_yaml_types_them():
     merged = with_typed_overrides({**base, **overrides}, overrides)
     assert validate(merged, "--config")["seeds"] == [0, 1, 2, 3, 4]
 
+    nested = {"experiments": {"imdb-negative": {"ppo": {"steps": "5"}}}}
+    merged = with_typed_overrides({**base, "container": "7"}, {**nested, "container": "7"})
+    assert merged["experiments"]["imdb-negative"]["ppo"]["steps"] == 5
+    assert merged["container"] == "7"  # a top-level string stays what Snakemake made of it
+
     bad = {"seeds": ["0", "x"]}
     with pytest.raises(ConfigError, match=r"seeds\.1: 'x'"):
         validate(with_typed_overrides({**base, **bad}, bad), "--config")

@@ -57,15 +57,17 @@ def with_typed_overrides(config: dict, overrides: dict) -> dict:
     """Snakemake's merged config with the list and mapping values of `--config` typed as YAML types them."""
     merged = dict(config)
 
-    def place(target: dict, changes: dict) -> None:
+    def place(target: dict, changes: dict, inside_mapping: bool) -> None:
+        # Top-level scalars arrive typed (Snakemake tries int, float, bool first); every leaf of a list or
+        # mapping value went through BaseLoader.
         for key, value in changes.items():
             if isinstance(value, dict) and isinstance(target.get(key), dict):
                 target[key] = dict(target[key])
-                place(target[key], value)
-            elif isinstance(value, (dict, list)):
+                place(target[key], value, inside_mapping=True)
+            elif inside_mapping or isinstance(value, (dict, list)):
                 target[key] = _typed(value)
 
-    place(merged, overrides or {})
+    place(merged, overrides or {}, inside_mapping=False)
     return merged
 
 
