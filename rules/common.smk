@@ -1,4 +1,4 @@
-# Validation, layout and shared settings. Logic lives in src/rlhf_bench/workflow.py.
+# Validation, layout and shared settings. Logic lives in src/rlhf_bench/layout.py.
 import os
 import sys
 from pathlib import Path
@@ -8,7 +8,7 @@ sys.path.insert(
 )  # a checkout runs without installing the package
 
 from rlhf_bench.config import write_resolved
-from rlhf_bench.workflow import DATA_FILES, Layout, validated_or_exit
+from rlhf_bench.layout import DATA_FILES, Layout, validated_or_exit
 
 _validated = validated_or_exit(
     config, workflow.configfiles, dict(workflow.config_settings.config)
@@ -17,8 +17,6 @@ config.clear()
 config.update(_validated)
 
 LAYOUT = Layout(config)
-RESULTS = LAYOUT.results
-REPORTS = LAYOUT.reports
 THREADS = config["threads"]
 CONTAINER = config["container"] or None
 STAGE_ENV = (
@@ -40,11 +38,11 @@ localrules:
 rule resolved_config:
     """The validated config with defaults, as every profile-wide stage reads it."""
     output:
-        f"{RESULTS}/config.json",
+        LAYOUT.profile_file("config.json"),
     log:
-        f"{RESULTS}/logs/resolved_config.log",
+        LAYOUT.log("resolved_config", per_experiment=False),
     benchmark:
-        f"{RESULTS}/benchmarks/resolved_config.tsv"
+        LAYOUT.benchmark("resolved_config", per_experiment=False)
     threads: 1
     resources:
         mem_mb=256,
@@ -58,11 +56,11 @@ rule resolved_config:
 rule experiment_config:
     """One experiment's slice of the config: a change to one experiment reruns only its jobs."""
     output:
-        f"{RESULTS}/{{experiment}}/config.json",
+        LAYOUT.path("{experiment}", "config.json"),
     log:
-        f"{RESULTS}/logs/{{experiment}}/experiment_config.log",
+        LAYOUT.log("experiment_config"),
     benchmark:
-        f"{RESULTS}/benchmarks/{{experiment}}.experiment_config.tsv"
+        LAYOUT.benchmark("experiment_config")
     threads: 1
     resources:
         mem_mb=256,

@@ -9,14 +9,14 @@ localrules:
 rule download:
     """One experiment's hub models and datasets into the hub cache, safetensors only (needs internet)."""
     input:
-        config=f"{RESULTS}/{{experiment}}/config.json",
+        config=LAYOUT.path("{experiment}", "config.json"),
     output:
-        manifest=f"{RESULTS}/{{experiment}}/hub/manifest.json",
-        provenance=f"{RESULTS}/{{experiment}}/hub/provenance.json",
+        manifest=LAYOUT.hub_manifest("{experiment}"),
+        provenance=LAYOUT.path("{experiment}", "hub", "provenance.json"),
     log:
-        f"{RESULTS}/logs/{{experiment}}/download.log",
+        LAYOUT.log("download"),
     benchmark:
-        f"{RESULTS}/benchmarks/{{experiment}}.download.tsv"
+        LAYOUT.benchmark("download")
     conda:
         CONDA_ENV
     threads: 1
@@ -26,5 +26,5 @@ rule download:
     params:
         out=lambda w, output: os.path.dirname(output.manifest),
     shell:
-        "python -m rlhf_bench.download --config {input.config:q} --experiment {wildcards.experiment:q}"
+        "python -m rlhf_bench.train.download --config {input.config:q} --experiment {wildcards.experiment:q}"
         " --out {params.out:q} > {log:q} 2>&1"

@@ -2,17 +2,17 @@ rule evaluate:
     """Base vs RLHF policy on the held-out prompts, one seed: per-sample table and per-seed metrics."""
     input:
         unpack(lambda w: LAYOUT.model_inputs(w.experiment)),
-        config=f"{RESULTS}/{{experiment}}/config.json",
-        checksums=f"{RESULTS}/{{experiment}}/data/checksums.json",
-        adapter=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/adapter",
+        config=LAYOUT.path("{experiment}", "config.json"),
+        checksums=LAYOUT.pattern("data", "checksums.json"),
+        adapter=LAYOUT.pattern("ppo", "adapter"),
     output:
-        provenance=f"{RESULTS}/{{experiment}}/eval/seed{{seed}}/provenance.json",
-        samples=f"{RESULTS}/{{experiment}}/eval/seed{{seed}}/samples.parquet",
-        metrics=f"{RESULTS}/{{experiment}}/eval/seed{{seed}}/metrics.json",
+        provenance=LAYOUT.pattern("evaluate", "provenance.json"),
+        samples=LAYOUT.pattern("evaluate", "samples.parquet"),
+        metrics=LAYOUT.pattern("evaluate", "metrics.json"),
     log:
-        f"{RESULTS}/logs/{{experiment}}/evaluate.seed{{seed}}.log",
+        LAYOUT.log("evaluate"),
     benchmark:
-        f"{RESULTS}/benchmarks/{{experiment}}.evaluate.seed{{seed}}.tsv"
+        LAYOUT.benchmark("evaluate")
     conda:
         CONDA_ENV
     threads: THREADS
@@ -25,8 +25,8 @@ rule evaluate:
         data=lambda w, input: os.path.dirname(input.checksums),
         models=lambda w: LAYOUT.policy_args(w.experiment),
         ppo=lambda w, input: os.path.dirname(input.adapter),
-        out=f"{RESULTS}/{{experiment}}/eval/seed{{seed}}",
+        out=LAYOUT.pattern("evaluate"),
     shell:
-        "{params.env}python -m rlhf_bench.evaluate --config {input.config:q} --experiment {wildcards.experiment:q}"
+        "{params.env}python -m rlhf_bench.train.evaluate --config {input.config:q} --experiment {wildcards.experiment:q}"
         " --seed {wildcards.seed:q} --data {params.data:q} {params.models} --ppo {params.ppo:q}"
         " --out {params.out:q} > {log:q} 2>&1"

@@ -2,17 +2,17 @@ rule ppo:
     """trl.PPOTrainer with a LoRA adapter, one seed."""
     input:
         unpack(lambda w: LAYOUT.model_inputs(w.experiment)),
-        config=f"{RESULTS}/{{experiment}}/config.json",
-        checksums=f"{RESULTS}/{{experiment}}/data/checksums.json",
+        config=LAYOUT.path("{experiment}", "config.json"),
+        checksums=LAYOUT.pattern("data", "checksums.json"),
     output:
-        provenance=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/provenance.json",
-        adapter=directory(f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/adapter"),
-        value_head=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/value_head.safetensors",
-        log=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}/train_log.csv",
+        provenance=LAYOUT.pattern("ppo", "provenance.json"),
+        adapter=directory(LAYOUT.pattern("ppo", "adapter")),
+        value_head=LAYOUT.pattern("ppo", "value_head.safetensors"),
+        log=LAYOUT.pattern("ppo", "train_log.csv"),
     log:
-        f"{RESULTS}/logs/{{experiment}}/ppo.seed{{seed}}.log",
+        LAYOUT.log("ppo"),
     benchmark:
-        f"{RESULTS}/benchmarks/{{experiment}}.ppo.seed{{seed}}.tsv"
+        LAYOUT.benchmark("ppo")
     conda:
         CONDA_ENV
     threads: THREADS
@@ -24,7 +24,7 @@ rule ppo:
         env=STAGE_ENV,
         data=lambda w, input: os.path.dirname(input.checksums),
         models=lambda w: LAYOUT.policy_args(w.experiment),
-        out=f"{RESULTS}/{{experiment}}/ppo/seed{{seed}}",
+        out=LAYOUT.pattern("ppo"),
     shell:
-        "{params.env}python -m rlhf_bench.ppo --config {input.config:q} --experiment {wildcards.experiment:q}"
+        "{params.env}python -m rlhf_bench.train.ppo --config {input.config:q} --experiment {wildcards.experiment:q}"
         " --seed {wildcards.seed:q} --data {params.data:q} {params.models} --out {params.out:q} > {log:q} 2>&1"

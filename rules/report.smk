@@ -1,22 +1,22 @@
-from rlhf_bench.claims import validated_or_exit as validate_claims_or_exit
+from rlhf_bench.analysis.claims import validated_or_exit as validate_claims_or_exit
 
 
 rule aggregate:
     """Tidy tables over seeds and the base-vs-RLHF tests, documented numbers beside ours."""
     input:
-        config=f"{RESULTS}/config.json",
+        config=LAYOUT.profile_file("config.json"),
         rm=LAYOUT.per_experiment("reward", "rm_metrics.json"),
-        metrics=LAYOUT.per_seed("eval", "metrics.json"),
-        samples=LAYOUT.per_seed("eval", "samples.parquet"),
+        metrics=LAYOUT.per_seed("evaluate", "metrics.json"),
+        samples=LAYOUT.per_seed("evaluate", "samples.parquet"),
     output:
         [
             report(t, caption="../report/tables.rst", category="Tables")
             for t in LAYOUT.summary_tables()
         ],
     log:
-        f"{RESULTS}/logs/aggregate.log",
+        LAYOUT.log("aggregate", per_experiment=False),
     benchmark:
-        f"{RESULTS}/benchmarks/aggregate.tsv"
+        LAYOUT.benchmark("aggregate", per_experiment=False)
     conda:
         CONDA_ENV
     threads: 1
@@ -26,7 +26,7 @@ rule aggregate:
     params:
         results=lambda w, input: os.path.dirname(input.config),
     shell:
-        "python -m rlhf_bench.aggregate --config {input.config:q} --results-dir {params.results:q} --out-dir {params.results:q}"
+        "python -m rlhf_bench.analysis.aggregate --config {input.config:q} --results-dir {params.results:q} --out-dir {params.results:q}"
         " > {log:q} 2>&1"
 
 
@@ -39,19 +39,21 @@ BUNDLES = "bundles"  # earlier results bundles that `compare` reads: bundles/<na
 rule claims:
     """Every documented claim (config/claims.yaml) tested on this run: claims.csv, one verdict per claim."""
     input:
-        config=f"{RESULTS}/config.json",
+        config=LAYOUT.profile_file("config.json"),
         claims=CLAIMS_FILE,
         rm=LAYOUT.per_experiment("reward", "rm_metrics.json"),
-        metrics=LAYOUT.per_seed("eval", "metrics.json"),
-        samples=LAYOUT.per_seed("eval", "samples.parquet"),
+        metrics=LAYOUT.per_seed("evaluate", "metrics.json"),
+        samples=LAYOUT.per_seed("evaluate", "samples.parquet"),
     output:
         report(
-            f"{RESULTS}/claims.csv", caption="../report/claims.rst", category="Claims"
+            LAYOUT.profile_file("claims.csv"),
+            caption="../report/claims.rst",
+            category="Claims",
         ),
     log:
-        f"{RESULTS}/logs/claims.log",
+        LAYOUT.log("claims", per_experiment=False),
     benchmark:
-        f"{RESULTS}/benchmarks/claims.tsv"
+        LAYOUT.benchmark("claims", per_experiment=False)
     conda:
         CONDA_ENV
     threads: 1
@@ -61,7 +63,7 @@ rule claims:
     params:
         results=lambda w, input: os.path.dirname(input.config),
     shell:
-        "python -m rlhf_bench.claims --config {input.config:q} --results-dir {params.results:q} --claims {input.claims:q}"
+        "python -m rlhf_bench.analysis.claims --config {input.config:q} --results-dir {params.results:q} --claims {input.claims:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -70,18 +72,18 @@ rule compare:
     input:
         LAYOUT.summary_tables(),
         LAYOUT.provenance_files(),
-        f"{RESULTS}/claims.csv",
-        config=f"{RESULTS}/config.json",
+        LAYOUT.profile_file("claims.csv"),
+        config=LAYOUT.profile_file("config.json"),
         claims=CLAIMS_FILE,
         earlier=f"{BUNDLES}/{{name}}/config.json",
     output:
-        metrics=f"{RESULTS}/compare/{{name}}/metrics.csv",
-        provenance=f"{RESULTS}/compare/{{name}}/provenance.csv",
-        summary=f"{RESULTS}/compare/{{name}}/summary.md",
+        metrics=LAYOUT.profile_file("compare/{name}/metrics.csv"),
+        provenance=LAYOUT.profile_file("compare/{name}/provenance.csv"),
+        summary=LAYOUT.profile_file("compare/{name}/summary.md"),
     log:
-        f"{RESULTS}/logs/compare.{{name}}.log",
+        LAYOUT.log("compare.{name}", per_experiment=False),
     benchmark:
-        f"{RESULTS}/benchmarks/compare.{{name}}.tsv"
+        LAYOUT.benchmark("compare.{name}", per_experiment=False)
     wildcard_constraints:
         name=r"[^/]+",
     conda:
@@ -95,7 +97,7 @@ rule compare:
         results=lambda w, input: os.path.dirname(input.config),
         out=lambda w, output: os.path.dirname(output.metrics),
     shell:
-        "python -m rlhf_bench.compare {params.earlier:q} {params.results:q} --claims {input.claims:q}"
+        "python -m rlhf_bench.analysis.compare {params.earlier:q} {params.results:q} --claims {input.claims:q}"
         " --out-dir {params.out:q} > {log:q} 2>&1"
 
 
@@ -103,26 +105,28 @@ rule report:
     """report.md and a self-contained report.html with figures, tables, samples and provenance."""
     input:
         LAYOUT.summary_tables(),
-        f"{RESULTS}/claims.csv",
+        LAYOUT.profile_file("claims.csv"),
         LAYOUT.per_seed("ppo", "train_log.csv"),
         LAYOUT.provenance_files(),
-        config=f"{RESULTS}/config.json",
+        config=LAYOUT.profile_file("config.json"),
     output:
-        md=f"{REPORTS}/report.md",
+        md=LAYOUT.report_file("report.md"),
         html=report(
-            f"{REPORTS}/report.html", caption="../report/report.rst", category="Report"
+            LAYOUT.report_file("report.html"),
+            caption="../report/report.rst",
+            category="Report",
         ),
-        pdf=f"{REPORTS}/report.pdf",
+        pdf=LAYOUT.report_file("report.pdf"),
         figures=report(
-            directory(f"{REPORTS}/figures"),
+            directory(LAYOUT.report_file("figures")),
             patterns=["{name}.png"],
             caption="../report/figures.rst",
             category="Figures",
         ),
     log:
-        f"{RESULTS}/logs/report.log",
+        LAYOUT.log("report", per_experiment=False),
     benchmark:
-        f"{RESULTS}/benchmarks/report.tsv"
+        LAYOUT.benchmark("report", per_experiment=False)
     conda:
         CONDA_ENV
     threads: 1

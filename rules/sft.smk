@@ -2,16 +2,16 @@ rule sft:
     """Tokenizer and GPT-2 policy trained on the experiment's corpus (only where policy: sft)."""
     input:
         unpack(lambda w: LAYOUT.hub_inputs(w.experiment)),
-        config=f"{RESULTS}/{{experiment}}/config.json",
-        checksums=f"{RESULTS}/{{experiment}}/data/checksums.json",
+        config=LAYOUT.path("{experiment}", "config.json"),
+        checksums=LAYOUT.pattern("data", "checksums.json"),
     output:
-        provenance=f"{RESULTS}/{{experiment}}/sft/provenance.json",
-        model=directory(f"{RESULTS}/{{experiment}}/sft/model"),
-        metrics=f"{RESULTS}/{{experiment}}/sft/sft_metrics.json",
+        provenance=LAYOUT.pattern("sft", "provenance.json"),
+        model=directory(LAYOUT.pattern("sft", "model")),
+        metrics=LAYOUT.pattern("sft", "sft_metrics.json"),
     log:
-        f"{RESULTS}/logs/{{experiment}}/sft.log",
+        LAYOUT.log("sft"),
     benchmark:
-        f"{RESULTS}/benchmarks/{{experiment}}.sft.tsv"
+        LAYOUT.benchmark("sft")
     conda:
         CONDA_ENV
     threads: THREADS
@@ -22,7 +22,7 @@ rule sft:
     params:
         env=STAGE_ENV,
         data=lambda w, input: os.path.dirname(input.checksums),
-        out=f"{RESULTS}/{{experiment}}/sft",
+        out=LAYOUT.pattern("sft"),
     shell:
-        "{params.env}python -m rlhf_bench.sft --config {input.config:q} --experiment {wildcards.experiment:q}"
+        "{params.env}python -m rlhf_bench.train.sft --config {input.config:q} --experiment {wildcards.experiment:q}"
         " --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"

@@ -274,7 +274,7 @@ def write_fake_results(
             for f in ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl")
         }
         _write_json(exp_dir / "data" / "checksums.json", checksums)
-        _write_json(exp_dir / "data" / "provenance.json", _provenance("prepare_data", name, None, checksums, []))
+        _write_json(exp_dir / "data" / "provenance.json", _provenance("data", name, None, checksums, []))
         _write_json(
             exp_dir / "reward" / "rm_metrics.json",
             {
@@ -313,14 +313,14 @@ def write_fake_results(
         )
         _write_json(
             exp_dir / "reward" / "provenance.json",
-            _provenance("train_reward_model", name, None, checksums, []),
+            _provenance("reward", name, None, checksums, []),
         )
         for seed in seeds:
             ppo = exp_dir / "ppo" / f"seed{seed}"
             ppo.mkdir(parents=True, exist_ok=True)
             _train_log(8, seed, rng).to_csv(ppo / "train_log.csv", index=False)
             _write_json(ppo / "provenance.json", _provenance("ppo", name, seed, checksums, []))
-            ev = exp_dir / "eval" / f"seed{seed}"
+            ev = exp_dir / "evaluate" / f"seed{seed}"
             ev.mkdir(parents=True, exist_ok=True)
             samples = _samples(name, seed, n_prompts, rng)
             samples.to_parquet(ev / "samples.parquet", index=False)

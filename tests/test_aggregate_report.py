@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from report_fixtures import TRICKY_RESPONSE, write_fake_results
-from rlhf_bench import aggregate, report
+from rlhf_bench import report
+from rlhf_bench.analysis import aggregate
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 HEADINGS = [
@@ -116,7 +117,7 @@ def test_summary_means_equal_the_metrics_files(full_run):
     for row in summary.itertuples():
         values = []
         for seed in (0, 1, 2):
-            metrics = json.loads((results / row.experiment / "eval" / f"seed{seed}" / "metrics.json").read_text())
+            metrics = json.loads((results / row.experiment / "evaluate" / f"seed{seed}" / "metrics.json").read_text())
             value = metrics["policies"][row.policy][row.metric]
             if value is not None:
                 values.append(value)
@@ -131,7 +132,7 @@ def test_mann_whitney_uses_judge_label_indicator(full_run):
     results, _ = full_run
     from scipy.stats import mannwhitneyu
 
-    samples = pd.read_parquet(results / "hh-positive" / "eval" / "seed1" / "samples.parquet")
+    samples = pd.read_parquet(results / "hh-positive" / "evaluate" / "seed1" / "samples.parquet")
     positive = samples.judge_label.eq("positive").astype(float)
     expected = mannwhitneyu(
         positive[samples.policy == "rlhf"], positive[samples.policy == "base"], alternative="greater"
@@ -147,7 +148,7 @@ def test_mann_whitney_uses_judge_label_indicator(full_run):
 def test_aggregate_hand_checked_values(small_results, tmp_path):
     """RLHF reward_mean of 1, 2, 4 over three seeds: mean 7/3, sd sqrt(7/3), t(0.975, 2) = 4.3026527."""
     for seed, value in zip((0, 1, 2), (1.0, 2.0, 4.0), strict=True):
-        path = small_results / "instruct-short" / "eval" / f"seed{seed}" / "metrics.json"
+        path = small_results / "instruct-short" / "evaluate" / f"seed{seed}" / "metrics.json"
         metrics = json.loads(path.read_text())
         metrics["policies"]["rlhf"]["reward_mean"] = value
         path.write_text(json.dumps(metrics))
@@ -172,7 +173,7 @@ def test_aggregate_hand_checked_values(small_results, tmp_path):
 
 
 def test_aggregate_missing_file_exits_2_with_one_line(small_results, tmp_path, capsys):
-    missing = small_results / "instruct-short" / "eval" / "seed1" / "metrics.json"
+    missing = small_results / "instruct-short" / "evaluate" / "seed1" / "metrics.json"
     missing.unlink()
     out = tmp_path / "agg"
     assert aggregate.main(cli_args(small_results, out)) == 2
@@ -189,7 +190,7 @@ def test_aggregate_cli_missing_rm_metrics(small_results, tmp_path):
     out = tmp_path / "agg"
     env = {**os.environ, "PYTHONPATH": str(SRC), "MPLBACKEND": "Agg"}
     proc = subprocess.run(
-        [sys.executable, "-m", "rlhf_bench.aggregate", *cli_args(small_results, out)],
+        [sys.executable, "-m", "rlhf_bench.analysis.aggregate", *cli_args(small_results, out)],
         capture_output=True,
         text=True,
         env=env,
@@ -198,7 +199,7 @@ def test_aggregate_cli_missing_rm_metrics(small_results, tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-    assert str(missing) in proc.stderr and "'train_reward_model'" in proc.stderr
+    assert str(missing) in proc.stderr and "'reward'" in proc.stderr
     assert not out.exists()
 
 
@@ -259,7 +260,7 @@ def test_report_numbers_come_from_the_inputs(full_run):
     assert "| `imdb-negative` | baseline: TF-IDF + logistic regression | test | 100 | 90 |" in md
     assert "| `imdb-negative` | ppo.temperature | 0.7 | 0.7 | 1.0 (not applied) | trl KL bias |" in md
     # Each seed's held-out KL, from its own metrics.json.
-    kl = json.loads((results / "imdb-negative" / "eval" / "seed2" / "metrics.json").read_text())
+    kl = json.loads((results / "imdb-negative" / "evaluate" / "seed2" / "metrics.json").read_text())
     kl = kl["policies"]["rlhf"]["kl_mean"]
     seed_row = next(x for x in md.split("KL(RLHF ‖ base) per response")[1].splitlines() if x.startswith("| 2 |"))
     assert seed_row.split(" | ")[3] == report.fmt(kl)

@@ -17,7 +17,7 @@ from scipy import stats as sps
 
 from conftest import ROOT, smoke_config
 from report_fixtures import write_fake_results
-from rlhf_bench import claims
+from rlhf_bench.analysis import claims
 from rlhf_bench.config import ConfigError
 
 CLAIMS_YAML = ROOT / "config" / "claims.yaml"
@@ -120,7 +120,7 @@ def test_claims_cli_bad_file_exits_2_with_one_line(tmp_path):
     bad.write_text("claims:\n  - id: x\n    test: direction\n")
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.run(
-        [sys.executable, "-m", "rlhf_bench.claims", "--config", str(results / "config.json"), "--results-dir",
+        [sys.executable, "-m", "rlhf_bench.analysis.claims", "--config", str(results / "config.json"), "--results-dir",
          str(results), "--claims", str(bad), "--out", str(tmp_path / "claims.csv")],
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )  # fmt: skip
@@ -180,7 +180,7 @@ def test_claims_csv_is_byte_identical_on_a_second_run(smoke_claims, tmp_path):
 
 def seed_metric(results: Path, experiment: str, policy: str, metric: str) -> np.ndarray:
     """Read every seed's value straight from metrics.json, independently of the stage's loaders."""
-    files = [results / experiment / "eval" / f"seed{s}" / "metrics.json" for s in (0, 1, 2)]
+    files = [results / experiment / "evaluate" / f"seed{s}" / "metrics.json" for s in (0, 1, 2)]
     return np.array([json.loads(f.read_text())["policies"][policy][metric] for f in files])
 
 
@@ -269,7 +269,7 @@ def test_experiments_the_profile_does_not_run_are_listed_not_dropped(tmp_path):
 
 def test_missing_input_exits_2_with_one_line(tmp_path, capsys):
     results = write_fake_results(tmp_path, experiments=("instruct-short",), benchmarks=False, n_prompts=8)
-    missing = results / "instruct-short" / "eval" / "seed2" / "samples.parquet"
+    missing = results / "instruct-short" / "evaluate" / "seed2" / "samples.parquet"
     missing.unlink()
     assert run_claims(results, results / "claims.csv") == 2
     err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Reruns against earlier bundles (rlhf_bench.compare) and the CI gate on required claims (rlhf_bench.check)."""
+"""Reruns against earlier bundles (rlhf_bench.analysis.compare) and the CI gate on required claims (rlhf_bench.analysis.check)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from scipy import stats as sps
 
 from conftest import ROOT
 from report_fixtures import write_fake_results
-from rlhf_bench import check, claims, compare
+from rlhf_bench.analysis import check, claims, compare
 
 SRC = ROOT / "src"
 ENV = {**os.environ, "PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1"}
@@ -48,7 +48,7 @@ def edit_json(path: Path, change) -> None:
 
 def shift_metric(bundle: Path, experiment: str, policy: str, metric: str, shifts) -> None:
     for seed, shift in zip((0, 1, 2), shifts, strict=True):
-        path = bundle / experiment / "eval" / f"seed{seed}" / "metrics.json"
+        path = bundle / experiment / "evaluate" / f"seed{seed}" / "metrics.json"
         edit_json(path, lambda m, s=shift: m["policies"][policy].__setitem__(metric, m["policies"][policy][metric] + s))
 
 
@@ -123,7 +123,7 @@ def test_every_provenance_difference_is_listed(bundles):
         edit_json(path, lambda p: (p["versions"].update(torch="2.14.0"), p["hardware"].update(cpu="Other CPU")))
     edit_json(rerun / "imdb-negative" / "data" / "checksums.json", lambda c: c.update({"pairs_test.jsonl": "f00"}))
     edit_json(rerun / "config.json", lambda c: c["experiments"]["imdb-negative"]["ppo"].update(steps=9))
-    edit_json(rerun / "hh-positive" / "eval" / "seed1" / "provenance.json", lambda p: p.update(git_commit="abc"))
+    edit_json(rerun / "hh-positive" / "evaluate" / "seed1" / "provenance.json", lambda p: p.update(git_commit="abc"))
     _, provenance, _, text = compare.compare(earlier, rerun)
     by_key = provenance.set_index("key")
     n_provenance = len(list(rerun.rglob("provenance.json")))

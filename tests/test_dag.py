@@ -89,11 +89,11 @@ def test_every_output_exists_with_its_columns(finished_run):
             assert (exp / "ppo" / f"seed{seed}" / "adapter" / "adapter_model.safetensors").exists()
             log = pd.read_csv(exp / "ppo" / f"seed{seed}" / "train_log.csv")
             assert set(log.columns) == LOG_COLUMNS and len(log) == 2
-            samples = pd.read_parquet(exp / "eval" / f"seed{seed}" / "samples.parquet")
+            samples = pd.read_parquet(exp / "evaluate" / f"seed{seed}" / "samples.parquet")
             assert set(samples.columns) == SAMPLE_COLUMNS and len(samples) == 2 * 8
-            metrics = json.loads((exp / "eval" / f"seed{seed}" / "metrics.json").read_text())
+            metrics = json.loads((exp / "evaluate" / f"seed{seed}" / "metrics.json").read_text())
             assert set(metrics["policies"]) == {"base", "rlhf"}
-            prov = json.loads((exp / "eval" / f"seed{seed}" / "provenance.json").read_text())
+            prov = json.loads((exp / "evaluate" / f"seed{seed}" / "provenance.json").read_text())
             assert prov["versions"]["trl"] == "0.7.4" and prov["data_checksums"] == checksums
     summary = pd.read_csv(results / "summary.csv")
     assert {"experiment", "metric", "policy", "mean", "ci_low", "ci_high"} <= set(summary.columns)

@@ -1,4 +1,4 @@
-"""prepare_data: deterministic files with checksums, the right pairs, clear errors on malformed records."""
+"""data: deterministic files with checksums, the right pairs, clear errors on malformed records."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from conftest import tiny_config
-from rlhf_bench import data, synthetic
 from rlhf_bench.config import from_dict
-from rlhf_bench.runtime import StageError, sha256_file
+from rlhf_bench.io import StageError, sha256_file
+from rlhf_bench.train import data, synthetic
 
 
 def settings(name):

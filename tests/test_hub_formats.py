@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import tiny_config
-from rlhf_bench import data, download, synthetic
 from rlhf_bench.config import from_dict
-from rlhf_bench.runtime import StageError
+from rlhf_bench.io import StageError
+from rlhf_bench.train import data, download, synthetic
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

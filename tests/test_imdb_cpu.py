@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from rlhf_bench import baseline, data, download
 from rlhf_bench.config import load
-from rlhf_bench.reward import evaluate_pairs
-from rlhf_bench.runtime import StageError
+from rlhf_bench.io import StageError
+from rlhf_bench.train import baseline, data, download
+from rlhf_bench.train.reward import evaluate_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config" / "imdb-cpu.yaml"

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from rlhf_bench.config import validate
-from rlhf_bench.report import load_provenance
-from rlhf_bench.workflow import Layout, runs_sft
+from rlhf_bench.layout import Layout, runs_sft
+from rlhf_bench.report.render import load_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def test_config_overrides_are_typed_as_yaml_types_them():
     """`--config seeds=[0,1,2,3,4]` reaches the schema as ["0", ...] (Snakemake's BaseLoader): the README's
     own command must validate, and a bad value must name --config as its source."""
     from rlhf_bench.config import ConfigError
-    from rlhf_bench.workflow import with_typed_overrides
+    from rlhf_bench.layout import with_typed_overrides
 
     base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     overrides = {"seeds": ["0", "1", "2", "3", "4"], "threads": 2}
@@ -84,8 +84,8 @@ def test_rule_names_agree_across_rules_schema_report_and_aggregate():
     aggregate.STAGE_RULES: until they live in one place, this keeps the copies from drifting."""
     import re
 
-    from rlhf_bench.aggregate import STAGE_RULES
-    from rlhf_bench.report import RULE_ORDER
+    from rlhf_bench.analysis.aggregate import STAGE_RULES
+    from rlhf_bench.report.render import RULE_ORDER
 
     defined = {m for p in (ROOT / "rules").glob("*.smk") for m in re.findall(r"^rule (\w+):", p.read_text(), re.M)}
     schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())

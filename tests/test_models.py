@@ -6,9 +6,9 @@ import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
-from rlhf_bench import models
 from rlhf_bench.config import RewardModelSettings, SFTSettings
-from rlhf_bench.runtime import StageError
+from rlhf_bench.io import StageError
+from rlhf_bench.train import models
 
 TEXTS = [
     f"the film was {w} and the cast was {v} ." for w in ("great", "awful", "dull", "superb") for v in ("fine", "bad")

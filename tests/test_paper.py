@@ -26,7 +26,7 @@ import yaml
 
 from conftest import ROOT
 from rlhf_bench import config as cfg
-from rlhf_bench import data, download, evaluate, models, ppo, reward, synthetic
+from rlhf_bench.train import data, download, evaluate, models, ppo, reward, synthetic
 from test_hub_formats import snapshot, write_dahoas, write_hh, write_imdb
 
 PAPER = ROOT / "config" / "paper.yaml"
@@ -155,13 +155,13 @@ def test_dry_run_lists_download_reward_models_seeds_evaluations_and_report(tmp_p
     out = result.stdout + result.stderr
     counts = job_counts(out)
     seeds = len(paper_raw()["seeds"])
-    assert counts["download"] == 3 and counts["train_reward_model"] == 3 and counts["prepare_data"] == 3
+    assert counts["download"] == 3 and counts["reward"] == 3 and counts["data"] == 3
     assert counts["ppo"] == counts["evaluate"] == 3 * seeds and seeds >= 5
     assert counts["aggregate"] == 1 and counts["report"] == 1 and "sft" not in counts
     jobs = {rule: [block for block in out.split("rule ")[1:] if block.startswith(f"{rule}:")] for rule in counts}
-    for rule in ("train_reward_model", "ppo", "evaluate"):
+    for rule in ("reward", "ppo", "evaluate"):
         assert all("gpu=1" in block for block in jobs[rule]), rule
-    assert all("gpu=" not in block.split("resources:")[1].split("\n")[0] for block in jobs["prepare_data"])
+    assert all("gpu=" not in block.split("resources:")[1].split("\n")[0] for block in jobs["data"])
     assert all("mem_mb=1234" in block for block in jobs["evaluate"])
     assert any("mem_mb=64000" in block for block in jobs["ppo"])  # gpt2-large's, from paper.yaml resources
 
@@ -216,7 +216,7 @@ def test_offline_with_an_empty_cache_a_paper_job_fails_fast_in_one_line(tmp_path
     ]
     result, seconds = stage("reward", *args, cwd=tmp_path, env=env)
     assert result.returncode == 2 and seconds < 60, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("rlhf_bench.reward: error:")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("rlhf_bench.train.reward: error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr  # besides the libraries' import-time warnings
     assert "'microsoft/deberta-v3-base@82d8d18a7b88346261ba15d8b1044900a452cf90' is neither" in errors[0]
     assert "--include '*.json' '*.safetensors'" in errors[0]  # the command fetches the weights too
@@ -228,7 +228,7 @@ def test_a_gpu_job_without_a_gpu_stops_at_once(tmp_path):
     result, _ = stage("ppo", *args, "--out", str(tmp_path / "ppo"), cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert [line for line in result.stderr.splitlines() if "error:" in line] == [
-        "rlhf_bench.ppo: error: ppo imdb-negative seed 0: this config needs a GPU (require_gpu: true) but torch sees "
+        "rlhf_bench.train.ppo: error: ppo imdb-negative seed 0: this config needs a GPU (require_gpu: true) but torch sees "
         "no CUDA device. Fix: run on a GPU node (the rule asks for resources gpu=1; apptainer needs --nv), or set "
         "require_gpu: false."
     ]
@@ -351,7 +351,7 @@ def paper_run(tmp_path_factory):
             (reward, ["--data", str(out / "data"), "--out", str(out / "reward")]),
             (ppo, ["--seed", "0", "--data", str(out / "data"), *uses_rm, "--out", str(out / "ppo")]),
             (evaluate, ["--seed", "0", "--data", str(out / "data"), *uses_rm, "--ppo", str(out / "ppo"),
-                        "--out", str(out / "eval")]),
+                        "--out", str(out / "evaluate")]),
         ):  # fmt: skip
             if module.main([*common, *args]) != 0:
                 errors.append(f"{name}: {module.__name__} failed")
@@ -378,7 +378,7 @@ def test_paper_code_path_runs_end_to_end_on_cpu(paper_run, capsys):
         assert (out / "reward" / "model" / "model.safetensors").exists()
         log = pd.read_csv(out / "ppo" / "train_log.csv")
         assert len(log) == 2 and log.notna().all().all()
-        metrics = json.loads((out / "eval" / "metrics.json").read_text())
+        metrics = json.loads((out / "evaluate" / "metrics.json").read_text())
         assert set(metrics["policies"]) == {"base", "rlhf"}
         assert not list(results.rglob("*.bin")) and not list(results.rglob("*.pkl"))  # safetensors only
 
@@ -417,14 +417,14 @@ def test_paper_path_rewards_and_judge(paper_run):
     tokenizer = models.load_tokenizer(str(snapshot(root / "hub", *_hub_id(paper_raw()["_hub"]["gpt2"]))))
     prompts = [r["prompt"] for r in data.load_records(results / "imdb-negative" / "data" / "prompts_train.jsonl")]
     assert all(1 <= len(tokenizer.encode(p)) <= 7 for p in prompts)  # TRL: 2-7 tokens of the policy's tokenizer
-    short = pd.read_parquet(results / "instruct-short" / "eval" / "samples.parquet")
+    short = pd.read_parquet(results / "instruct-short" / "evaluate" / "samples.parquet")
     assert (short.reward == -short.word_count).all()  # seeds/000 part 2: minus the word count
     assert (short.judge_label == "").all()
-    hh = pd.read_parquet(results / "hh-positive" / "eval" / "samples.parquet")
+    hh = pd.read_parquet(results / "hh-positive" / "evaluate" / "samples.parquet")
     assert hh.reward.between(0, 1).all()  # the binary classifier's probability
     assert len(hh) == 2 * 4  # num_samples 10, capped by the 4 held-out prompts here
     for name in ("imdb-negative", "hh-positive"):
-        samples = pd.read_parquet(results / name / "eval" / "samples.parquet")
+        samples = pd.read_parquet(results / name / "evaluate" / "samples.parquet")
         assert samples.judge_score.between(0, 1).all()
         assert set(samples.judge_label) <= {"positive", "negative"}  # a two-label classifier, read by name
         assert ((samples.judge_score > 0.5) == (samples.judge_label == "positive")).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from rlhf_bench import data, evaluate, ppo, reward, sft
+from rlhf_bench.train import data, evaluate, ppo, reward, sft
 
 pytestmark = pytest.mark.slow
 
@@ -13,8 +13,8 @@ METRICS_FILES = (
     "data/checksums.json",
     "sft/sft_metrics.json",
     "reward/rm_metrics.json",
-    "eval/seed3/metrics.json",
-    "eval/seed3/samples.parquet",
+    "evaluate/seed3/metrics.json",
+    "evaluate/seed3/samples.parquet",
 )
 
 
@@ -38,7 +38,7 @@ def run_chain(config_file, root, experiment="imdb-negative", seed=3):
                 "--ppo",
                 str(root / f"ppo/seed{seed}"),
                 "--out",
-                str(root / f"eval/seed{seed}"),
+                str(root / f"evaluate/seed{seed}"),
             ]
         )
         == 0
@@ -56,5 +56,5 @@ def test_same_seed_gives_byte_identical_metrics(tiny_config_file, tmp_path):
         for run in ("first", "second")
     ]
     pd.testing.assert_frame_equal(*logs)
-    samples = pd.read_parquet(tmp_path / "first/eval/seed3/samples.parquet")
+    samples = pd.read_parquet(tmp_path / "first/evaluate/seed3/samples.parquet")
     assert set(samples.policy) == {"base", "rlhf"} and samples.response.str.len().gt(0).any()

@@ -9,9 +9,10 @@ import sys
 import pytest
 
 from conftest import tiny_config
-from rlhf_bench import data, runtime
+from rlhf_bench import runtime
 from rlhf_bench.config import ConfigError, validate
-from rlhf_bench.workflow import Layout
+from rlhf_bench.layout import Layout
+from rlhf_bench.train import data
 
 
 def test_the_installed_stack_is_the_documented_one():
@@ -46,13 +47,13 @@ def test_allowed_drift_is_recorded_in_provenance(monkeypatch, tiny_config_file, 
 
 def test_cli_errors_are_one_line_without_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "rlhf_bench.data", "--config", str(tmp_path / "nope.yaml"),
+        [sys.executable, "-m", "rlhf_bench.train.data", "--config", str(tmp_path / "nope.yaml"),
          "--experiment", "x", "--out", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"rlhf_bench.data: error: {tmp_path / 'nope.yaml'}: cannot read the config (No such file or directory). "
+        f"rlhf_bench.train.data: error: {tmp_path / 'nope.yaml'}: cannot read the config (No such file or directory). "
         "Fix: check the path."
     ]
     assert not (tmp_path / "out").exists()
@@ -71,5 +72,5 @@ def test_layout_wires_optional_inputs_from_config():
     assert set(layout.policy_inputs("imdb-negative")) == {"sft", "reward"}
     assert set(layout.policy_inputs("instruct-short")) == {"sft"}  # minus word count needs no reward model
     assert layout.policy_args("instruct-short") == "--sft results/smoke/instruct-short/sft"
-    assert layout.per_seed("eval", "metrics.json")[0] == "results/smoke/imdb-negative/eval/seed0/metrics.json"
-    assert len(layout.per_seed("eval", "metrics.json")) == 3 * 2
+    assert layout.per_seed("evaluate", "metrics.json")[0] == "results/smoke/imdb-negative/evaluate/seed0/metrics.json"
+    assert len(layout.per_seed("evaluate", "metrics.json")) == 3 * 2

@@ -1,4 +1,4 @@
-"""rlhf_bench.stats against independent computations: closed forms, hand counts, other libraries' functions
+"""rlhf_bench.analysis.stats against independent computations: closed forms, hand counts, other libraries' functions
 and published worked examples, edge cases included (all-equal samples, one seed, zero successes, NaN)."""
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from rlhf_bench import stats
-from rlhf_bench.stats import mann_whitney_one_sided, t_interval, welch_t, wilson_interval
+from rlhf_bench.analysis import stats
+from rlhf_bench.analysis.stats import mann_whitney_one_sided, t_interval, welch_t, wilson_interval
 
 Z95 = 1.959963984540054  # standard normal 97.5% quantile
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from rlhf_bench.synthetic import make_dialogues, make_instructions, make_reviews, make_unlabelled_reviews
+from rlhf_bench.train.synthetic import make_dialogues, make_instructions, make_reviews, make_unlabelled_reviews
 
 GENERATORS = (make_reviews, make_instructions, make_dialogues, make_unlabelled_reviews)
 ASSISTANT = "\n\nAssistant: "

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from rlhf_bench import evaluate, models, reward
-from rlhf_bench.runtime import StageError
+from rlhf_bench.io import StageError
+from rlhf_bench.train import evaluate, models, reward
 
 
 def test_pairwise_loss_matches_the_formula():

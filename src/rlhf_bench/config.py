@@ -19,12 +19,15 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import best_match
 
+from rlhf_bench.io import StageError
+
 PACKAGE_ROOT = Path(__file__).resolve().parent
 SCHEMA_PATH = PACKAGE_ROOT / "schema.yaml"
 
 
-class ConfigError(ValueError):
-    """A config that cannot be run; the message is one line naming the file, the field and the fix."""
+class ConfigError(StageError):
+    """A config that cannot be run; the message is one line naming the file, the field and the fix.
+    A StageError like every other; its own name only so that the DAG can say "config error"."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class RewardModelSettings:
     does, and provenance.json records what ran."""
     baselines: list[str] = dataclasses.field(default_factory=list)
     """Classical scorers trained and measured on the same pairs, reported beside the reward model
-    (`tfidf_logreg`: TF-IDF + logistic regression, rlhf_bench.baseline)."""
+    (`tfidf_logreg`: TF-IDF + logistic regression, rlhf_bench.train.baseline)."""
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
-"""What every stage does first and last: pinned-version check, seeding, provenance, one-line errors."""
+"""The stage frame every CLI runs through: pinned-version check, seeding, provenance, one-line errors."""
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -14,18 +13,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rlhf_bench.config import Config, ConfigError, load
+from rlhf_bench.config import Config, ConfigError, Experiment, load
+from rlhf_bench.io import StageError, read_checksums, write_json
+from rlhf_bench.layout import MODULES
 
 # The documented stack (seeds/000 "Dependencies"). envs/requirements.in pins the same versions.
 PINNED = {"transformers": "4.33.1", "trl": "0.7.4", "peft": "0.5.0", "accelerate": "0.28.0"}
 RECORDED = ("torch", "datasets", "tokenizers", "numpy", "pandas", "scipy", "safetensors", "huggingface-hub")
-
-
-class StageError(RuntimeError):
-    """A stage cannot go on (bad data file, missing input, NaN in training); the message is one line."""
 
 
 def installed_versions() -> dict[str, str | None]:
@@ -71,14 +69,6 @@ def seed_everything(seed: int, threads: int) -> None:
     # warn_only: a few CUDA kernels have no deterministic version; CPU ones all do.
     torch.use_deterministic_algorithms(True, warn_only=True)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def git_commit() -> str:
@@ -149,79 +139,135 @@ def hardware() -> dict:
     return record
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temporary name, so an interrupted job never leaves a file a rerun would trust."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+@dataclass
+class Run:
+    """What a stage's body gets from the frame: its arguments, the validated config (None for a stage without
+    one), its experiment, and the provenance record the frame writes beside its outputs."""
 
+    args: argparse.Namespace
+    config: Config | None
+    provenance: dict
 
-def write_json(path: str | Path, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n")
+    @property
+    def experiment(self) -> Experiment:
+        return self.config.experiment(self.args.experiment)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.args.out)
+
+    @property
+    def data(self) -> Path:
+        return Path(self.args.data)
 
 
 class Stage:
-    """The frame of a stage's CLI: parse arguments, load and check the config, seed, time, write provenance.
+    """The frame of every stage CLI, training or analysis: parse arguments, load the validated config, check the
+    pinned versions, start the stage, and turn a StageError into one line on stderr and exit code 2.
 
-    Every stage's `main` builds one, adds its own arguments, and calls `run(body)`. Errors that a user can fix
-    (ConfigError, StageError) become one line on stderr and exit code 2.
+    A stage of one experiment (`experiment=True`) gets --experiment, and the hub pointed at the config's cache.
+    One that runs models (`seeded`: --seed is PPO's seed; or `seed(experiment)` names it) stops at once where a
+    GPU profile has no GPU and seeds everything; one that reads the data stage's files (`data`) gets --data and
+    records their checksums. Where the body returns a folder, provenance.json is written into it.
     """
 
-    def __init__(self, name: str, description: str):
-        self.name = name
-        self.parser = argparse.ArgumentParser(prog=f"python -m rlhf_bench.{name}", description=description)
-        self.parser.add_argument("--config", required=True, help="config file (YAML, or the resolved JSON)")
-        self.parser.add_argument(
-            "--allow-version-drift",
-            action="store_true",
-            help="run even if transformers/trl/peft/accelerate differ from the pinned versions",
-        )
-
-    def add_experiment_args(self, seed: bool = False) -> None:
-        self.parser.add_argument("--experiment", required=True, help="experiment name in the config")
-        if seed:
+    def __init__(
+        self,
+        rule: str,
+        description: str,
+        *,
+        config: bool = True,
+        experiment: bool = False,
+        seeded: bool = False,
+        data: bool = False,
+        seed: Callable[[Experiment], int] | None = None,
+    ):
+        self.rule, self.module = rule, MODULES[rule]
+        self.per_experiment, self.seeded, self.reads_data, self.seed = experiment, seeded, data, seed
+        self.runs_models = seeded or seed is not None
+        self.parser = argparse.ArgumentParser(prog=f"python -m {self.module}", description=description)
+        self.uses_config = config
+        if config:
+            self.parser.add_argument("--config", required=True, help="config file (YAML, or the resolved JSON)")
+            self.parser.add_argument(
+                "--allow-version-drift",
+                action="store_true",
+                help="run even if transformers/trl/peft/accelerate differ from the pinned versions",
+            )
+        if experiment:
+            self.parser.add_argument("--experiment", required=True, help="experiment name in the config")
+        if seeded:
             self.parser.add_argument("--seed", required=True, type=int, help="PPO seed")
+        if self.reads_data:
+            self.parser.add_argument("--data", required=True, help="the experiment's data directory")
 
-    def run(self, body: Callable[[argparse.Namespace, Config, dict], Path | None], argv=None) -> int:
-        """Run `body(args, config, provenance)`; it returns its output directory, where provenance.json goes."""
+    def add_models_args(self) -> None:
+        """--sft and --reward: the trained policy and reward model a stage starts from, where the config uses them."""
+        self.parser.add_argument("--sft", help="the sft stage's directory (when policy: sft)")
+        self.parser.add_argument("--reward", help="the reward stage's directory (when ppo.reward: reward_model)")
+
+    def add_out_arg(self, where: str) -> None:
+        self.parser.add_argument("--out", required=True, help=f"output directory ({where})")
+
+    def run(self, body: Callable[[Run], Path | int | None], argv=None) -> int:
+        """Run `body(run)`. A training body returns its output folder (provenance.json goes there); an analysis
+        body returns its exit code (None: 0)."""
         args = self.parser.parse_args(argv)
         started = time.time()
         try:
-            config = load(args.config)
-            if config.hf_hub_offline:
-                os.environ["HF_HUB_OFFLINE"] = "1"
-                os.environ["TRANSFORMERS_OFFLINE"] = "1"
-                os.environ["HF_DATASETS_OFFLINE"] = "1"
-            drift = check_versions(args.allow_version_drift or config.allow_version_drift)
-            if getattr(args, "experiment", None) is not None:
-                config.experiment(args.experiment)
-            provenance = {
-                "stage": self.name,
-                "experiment": getattr(args, "experiment", None),
-                "seed": getattr(args, "seed", None),
-                "versions": installed_versions(),
-                "version_drift": drift,
-                "git_commit": git_commit(),
-                "config_sha256": config.sha256,
-                "command": shlex.join([*self.parser.prog.split(), *(sys.argv[1:] if argv is None else argv)]),
-                "started_utc": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
-                "data_checksums": {},
-            }
-            out_dir = body(args, config, provenance)
-            if out_dir is not None:
+            config = self._load_config(args) if self.uses_config else None
+            provenance = self._provenance(args, config, started, argv) if config is not None else {}
+            run = Run(args, config, provenance)
+            if self.per_experiment:
+                self._start(run)
+            result = body(run)
+            if not isinstance(result, (str, Path)):
+                return int(result or 0)
+            if config is not None:
+                from rlhf_bench.train import download
+
+                provenance.setdefault("hub", download.resolved())
                 provenance["hardware"] = hardware()
                 provenance["seconds"] = round(time.time() - started, 3)
-                write_json(Path(out_dir) / "provenance.json", provenance)
-        except (ConfigError, StageError) as exc:
-            print(f"rlhf_bench.{self.name}: error: {exc}", file=sys.stderr)
+                write_json(Path(result) / "provenance.json", provenance)
+        except StageError as exc:
+            print(f"{self.module}: error: {exc}", file=sys.stderr)
             return 2
         return 0
 
+    def _load_config(self, args: argparse.Namespace) -> Config:
+        config = load(args.config)
+        if config.hf_hub_offline:
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+            os.environ["HF_DATASETS_OFFLINE"] = "1"
+        if getattr(args, "experiment", None) is not None:
+            config.experiment(args.experiment)
+        return config
 
-def read_checksums(data_dir: str | Path) -> dict[str, str]:
-    path = Path(data_dir) / "checksums.json"
-    if not path.exists():
-        raise StageError(f"{path}: missing. Fix: run the prepare_data rule first (snakemake ... prepare_data).")
-    return json.loads(path.read_text())
+    def _provenance(self, args: argparse.Namespace, config: Config, started: float, argv) -> dict:
+        return {
+            "stage": self.rule,
+            "experiment": getattr(args, "experiment", None),
+            "seed": getattr(args, "seed", None),
+            "versions": installed_versions(),
+            "version_drift": check_versions(args.allow_version_drift or config.allow_version_drift),
+            "git_commit": git_commit(),
+            "config_sha256": config.sha256,
+            "command": shlex.join([*self.parser.prog.split(), *(sys.argv[1:] if argv is None else argv)]),
+            "started_utc": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+            "data_checksums": {},
+        }
+
+    def _start(self, run: Run) -> None:
+        """The start-up every training stage shares, in this order: fail fast, then cache, seed and inputs."""
+        from rlhf_bench.train import download, models  # torch only where a stage runs models
+
+        if self.runs_models:
+            where = " ".join([self.rule, run.args.experiment, *([f"seed {run.args.seed}"] if self.seeded else [])])
+            models.require_gpu(run.config.require_gpu, where)
+        download.use_cache(run.config.hub_cache)
+        if self.runs_models:
+            seed_everything(run.args.seed if self.seeded else self.seed(run.experiment), run.config.threads)
+        if self.reads_data:
+            run.provenance["data_checksums"] = read_checksums(run.data)

@@ -16,10 +16,11 @@ import torch
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from rlhf_bench import download, models
 from rlhf_bench.config import SFTSettings
-from rlhf_bench.data import load_records
-from rlhf_bench.runtime import Stage, read_checksums, seed_everything, write_json
+from rlhf_bench.io import write_json
+from rlhf_bench.runtime import Stage
+from rlhf_bench.train import models
+from rlhf_bench.train.data import load_records
 
 HELD_OUT_FRACTION = 0.05
 
@@ -105,24 +106,16 @@ def train(settings: SFTSettings, texts: list[str], out_dir: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    stage = Stage("sft", "Train the policy's language model on the experiment's corpus.")
-    stage.add_experiment_args()
-    stage.parser.add_argument("--data", required=True, help="the experiment's data directory")
-    stage.parser.add_argument("--out", required=True, help="output directory (…/<experiment>/sft)")
+    stage = Stage("sft", "Train the policy's language model on the experiment's corpus.", experiment=True,
+                  data=True, seed=lambda experiment: experiment.sft.seed)  # fmt: skip
+    stage.add_out_arg("…/<experiment>/sft")
 
-    def body(args, config, provenance):
-        experiment = config.experiment(args.experiment)
-        models.require_gpu(config.require_gpu, f"sft {experiment.name}")
-        download.use_cache(config.hub_cache)
-        seed_everything(experiment.sft.seed, config.threads)
-        provenance["data_checksums"] = read_checksums(args.data)
-        texts = [r["text"] for r in load_records(Path(args.data) / "corpus.jsonl")]
-        out = Path(args.out)
-        metrics = train(experiment.sft, texts, out)
-        provenance["throughput"] = metrics.pop("throughput")  # timings stay out of the metrics file
-        provenance["hub"] = download.resolved()
-        write_json(out / "sft_metrics.json", metrics)
-        return out
+    def body(run):
+        texts = [r["text"] for r in load_records(run.data / "corpus.jsonl")]
+        metrics = train(run.experiment.sft, texts, run.out)
+        run.provenance["throughput"] = metrics.pop("throughput")  # timings stay out of the metrics file
+        write_json(run.out / "sft_metrics.json", metrics)
+        return run.out
 
     return stage.run(body, argv)
 

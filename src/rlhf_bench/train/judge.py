@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from rlhf_bench.runtime import StageError
+from rlhf_bench.io import StageError
 
 # VADER's own recommended thresholds on the compound score (vaderSentiment README, "About the Scoring").
 POSITIVE_AT, NEGATIVE_AT = 0.05, -0.05
@@ -50,7 +50,7 @@ class ClassifierJudge:
     """A sequence classifier (e.g. distilbert-base-uncased-finetuned-sst-2-english) as the judge."""
 
     def __init__(self, model_ref: str, positive_label: str, negative_label: str, device=None, batch_size: int = 32):
-        from rlhf_bench import models
+        from rlhf_bench.train import models
 
         self.name = model_ref
         self.model = models.load_classifier(model_ref)

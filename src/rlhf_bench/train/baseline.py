@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from rlhf_bench.runtime import StageError
+from rlhf_bench.io import StageError
 
 BASELINES = ("tfidf_logreg",)
 TITLES = {"tfidf_logreg": "TF-IDF + logistic regression"}

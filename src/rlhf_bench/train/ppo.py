@@ -26,11 +26,11 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
 
-from rlhf_bench import download, models
 from rlhf_bench.config import Experiment
-from rlhf_bench.data import load_records
-from rlhf_bench.reward import reward_function, word_count
-from rlhf_bench.runtime import Stage, read_checksums, seed_everything
+from rlhf_bench.runtime import Stage
+from rlhf_bench.train import download, models
+from rlhf_bench.train.data import load_records
+from rlhf_bench.train.reward import reward_function, word_count
 
 LOG_COLUMNS = (
     "step", "reward_mean", "reward_std", "kl", "kl_coef", "entropy", "policy_loss", "value_loss",
@@ -104,7 +104,9 @@ def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrai
     return PPOTrainer(config, model, ref_model=None, tokenizer=tokenizer)
 
 
-def run(experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Path | None, seed: int, out: Path) -> dict:
+def train(
+    experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Path | None, seed: int, out: Path
+) -> dict:
     """Train; write the adapter (or, without LoRA, the whole policy), value head and train_log.csv; return the
     guard counts and the precision that ran, for provenance.json."""
     settings = experiment.ppo
@@ -184,30 +186,17 @@ def run(experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Pat
 
 
 def main(argv=None) -> int:
-    stage = Stage("ppo", "PPO with a LoRA adapter on the policy, one seed.")
-    stage.add_experiment_args(seed=True)
-    stage.parser.add_argument("--data", required=True, help="the experiment's data directory")
-    stage.parser.add_argument("--sft", help="the sft stage's directory (when policy: sft)")
-    stage.parser.add_argument("--reward", help="the reward stage's directory (when ppo.reward: reward_model)")
-    stage.parser.add_argument("--out", required=True, help="output directory (…/<experiment>/ppo/seed<k>)")
+    stage = Stage("ppo", "PPO with a LoRA adapter on the policy, one seed.", experiment=True, seeded=True, data=True)
+    stage.add_models_args()
+    stage.add_out_arg("…/<experiment>/ppo/seed<k>")
 
-    def body(args, config, provenance):
-        experiment = config.experiment(args.experiment)
-        models.require_gpu(config.require_gpu, f"ppo {experiment.name} seed {args.seed}")
-        download.use_cache(config.hub_cache)
-        seed_everything(args.seed, config.threads)
-        provenance["data_checksums"] = read_checksums(args.data)
-        out = Path(args.out)
-        provenance |= run(
-            experiment,
-            policy_path(experiment, args.sft),
-            Path(args.data),
-            args.reward and Path(args.reward),
-            args.seed,
-            out,
-        )
-        provenance["hub"] = download.resolved()
-        return out
+    def body(run):
+        args = run.args
+        run.provenance |= train(
+            run.experiment, policy_path(run.experiment, args.sft), run.data, args.reward and Path(args.reward),
+            args.seed, run.out,
+        )  # fmt: skip
+        return run.out
 
     return stage.run(body, argv)
 

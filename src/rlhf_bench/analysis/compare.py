@@ -1,11 +1,11 @@
 """Compare a rerun with an earlier results bundle: every metric's difference and every provenance difference.
 
 A results bundle is the directory results/<profile>/ of a finished run, self-contained: config.json (the
-resolved config), <experiment>/eval/seed<k>/{metrics.json, samples.parquet}, <experiment>/reward/rm_metrics.json,
+resolved config), <experiment>/evaluate/seed<k>/{metrics.json, samples.parquet}, <experiment>/reward/rm_metrics.json,
 a provenance.json in every stage directory, data/checksums.json, and the aggregate and claims tables. Copy it
 anywhere (or unpack an archive of it) and compare:
 
-    python -m rlhf_bench.compare EARLIER_BUNDLE RERUN_BUNDLE [--out-dir DIR] [--fail-on-difference]
+    python -m rlhf_bench.analysis.compare EARLIER_BUNDLE RERUN_BUNDLE [--out-dir DIR] [--fail-on-difference]
 
 Per experiment, metric and policy, the difference rerun - earlier of the means over seeds with its 95% interval
 and a TOST equivalence test with the margins of config/claims.yaml (rerun_margins). Where both bundles ran the
@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rlhf_bench import stats
-from rlhf_bench.aggregate import (
+from rlhf_bench.analysis import stats
+from rlhf_bench.analysis.aggregate import (
     InputError,
     load_config,
     load_seed_metrics,
@@ -47,7 +47,7 @@ from rlhf_bench.aggregate import (
     read_json,
     staged_outputs,
 )
-from rlhf_bench.claims import DEFAULT_CLAIMS, RM_METRICS, fmt, fmt_p, load_claims
+from rlhf_bench.analysis.claims import DEFAULT_CLAIMS, RM_METRICS, fmt, fmt_p, load_claims
 from rlhf_bench.config import ConfigError
 
 CONFIDENCE = 0.95
@@ -292,7 +292,8 @@ def compare(path_a: Path, path_b: Path, claims_path: Path = DEFAULT_CLAIMS):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rlhf_bench.compare", description="Compare a rerun's results bundle with an earlier one."
+        prog="python -m rlhf_bench.analysis.compare",
+        description="Compare a rerun's results bundle with an earlier one.",
     )
     parser.add_argument("bundle_a", type=Path, help="the earlier bundle (a results/<profile> directory)")
     parser.add_argument("bundle_b", type=Path, help="the rerun's bundle")
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         metrics, provenance, claims, text = compare(args.bundle_a, args.bundle_b, args.claims)
     except (InputError, ConfigError) as err:
-        print(f"rlhf_bench.compare: error: {err}", file=sys.stderr)
+        print(f"rlhf_bench.analysis.compare: error: {err}", file=sys.stderr)
         return 2
     if args.out_dir is not None:
         with staged_outputs(args.out_dir) as staging:  # all three files or none

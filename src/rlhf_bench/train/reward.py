@@ -1,4 +1,4 @@
-"""Stage 3, train_reward_model: a one-logit encoder trained on preference pairs, and the rewards PPO uses.
+"""Stage 3, reward: a one-logit encoder trained on preference pairs, and the rewards PPO uses.
 
 Loss (objective `pairwise`): -log sigmoid(r_chosen - r_rejected), the pairwise ranking loss of InstructGPT
 (Ouyang et al. 2022, eq. 1) with one comparison per prompt; the reward is the logit. Objective `binary` (seeds/002,
@@ -18,10 +18,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from rlhf_bench import baseline, download, models
 from rlhf_bench.config import Experiment, RewardModelSettings
-from rlhf_bench.data import load_records
-from rlhf_bench.runtime import Stage, StageError, read_checksums, seed_everything, write_json
+from rlhf_bench.io import StageError, write_json
+from rlhf_bench.runtime import Stage
+from rlhf_bench.train import baseline, models
+from rlhf_bench.train.data import load_records
 
 
 def pairwise_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
@@ -68,7 +69,7 @@ class RewardScorer:
     def load(cls, model_dir: str | Path, settings: RewardModelSettings) -> RewardScorer:
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").exists():
-            raise StageError(f"{model_dir}: no reward model here. Fix: run the train_reward_model rule first.")
+            raise StageError(f"{model_dir}: no reward model here. Fix: run the reward rule first.")
         tokenizer = models.load_tokenizer(str(model_dir))
         model = models.load_reward_encoder(str(model_dir), tokenizer, new_head=False).to(models.device())
         return cls(model, tokenizer, settings)
@@ -199,32 +200,23 @@ def reward_function(experiment: Experiment, reward_dir: str | Path | None):
 
 
 def main(argv=None) -> int:
-    stage = Stage("reward", "Train a reward model on preference pairs with the pairwise ranking loss.")
-    stage.add_experiment_args()
-    stage.parser.add_argument("--data", required=True, help="the experiment's data directory")
-    stage.parser.add_argument("--out", required=True, help="output directory (…/<experiment>/reward)")
+    stage = Stage("reward", "Train a reward model on preference pairs with the pairwise ranking loss.",
+                  experiment=True, data=True, seed=lambda experiment: experiment.reward_model.seed)  # fmt: skip
+    stage.add_out_arg("…/<experiment>/reward")
 
-    def body(args, config, provenance):
-        experiment = config.experiment(args.experiment)
-        models.require_gpu(config.require_gpu, f"reward {experiment.name}")
-        download.use_cache(config.hub_cache)
-        seed_everything(experiment.reward_model.seed, config.threads)
-        provenance["data_checksums"] = read_checksums(args.data)
-        data = Path(args.data)
-        out = Path(args.out)
+    def body(run):
         metrics = train(
-            experiment.reward_model,
-            load_records(data / "pairs_train.jsonl"),
-            load_records(data / "pairs_test.jsonl"),
-            out,
+            run.experiment.reward_model,
+            load_records(run.data / "pairs_train.jsonl"),
+            load_records(run.data / "pairs_test.jsonl"),
+            run.out,
         )
-        provenance["throughput"] = metrics.pop("throughput")
-        provenance["precision"] = metrics.pop("precision")
+        run.provenance["throughput"] = metrics.pop("throughput")
+        run.provenance["precision"] = metrics.pop("precision")
         for name, result in metrics.get("baselines", {}).items():
-            provenance["throughput"][f"{name}_seconds"] = result.pop("seconds")
-        provenance["hub"] = download.resolved()
-        write_json(out / "rm_metrics.json", {"experiment": experiment.name, **metrics})
-        return out
+            run.provenance["throughput"][f"{name}_seconds"] = result.pop("seconds")
+        write_json(run.out / "rm_metrics.json", {"experiment": run.experiment.name, **metrics})
+        return run.out
 
     return stage.run(body, argv)
 

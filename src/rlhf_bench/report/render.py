@@ -9,7 +9,7 @@ evaluation samples, the provenance records and any Snakemake benchmark files, an
 Every number in the report is read or computed from those files; the only fixed text is wording.
 A missing input ends the stage with one line on stderr and exit code 2, and nothing is written.
 
-    python -m rlhf_bench.report --config results/smoke/config.json \
+    python -m rlhf_bench.report.render --config results/smoke/config.json \
         --results-dir results/smoke --out-dir reports/smoke
 """
 
@@ -33,7 +33,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
-from rlhf_bench.aggregate import (
+from rlhf_bench.analysis.aggregate import (
     ALPHA,
     POLICIES,
     REWARD_MODEL,
@@ -41,7 +41,7 @@ from rlhf_bench.aggregate import (
     SUMMARY_COLUMNS,
     TEST_COLUMNS,
     InputError,
-    eval_dir,
+    evaluate_dir,
     field,
     load_config,
     load_samples,
@@ -53,9 +53,9 @@ from rlhf_bench.aggregate import (
     read_table,
     staged_outputs,
 )
-from rlhf_bench.report_pdf import write_pdf
-from rlhf_bench.stats import cliffs_delta, cohens_d
-from rlhf_bench.workflow import stage_dirs
+from rlhf_bench.analysis.stats import cliffs_delta, cohens_d
+from rlhf_bench.layout import stage_dirs
+from rlhf_bench.report.pdf import write_pdf
 
 POLICY_NAMES = {"base": "base", "rlhf": "RLHF"}
 PALETTE = {"base": "#4C72B0", "RLHF": "#DD8452"}
@@ -149,7 +149,7 @@ def load_all_samples(config: dict, results_dir: Path) -> pd.DataFrame:
             samples = load_samples(results_dir, experiment, seed)
             for column in ("prompt", "response"):
                 if column not in samples.columns:
-                    path = eval_dir(results_dir, experiment, seed) / "samples.parquet"
+                    path = evaluate_dir(results_dir, experiment, seed) / "samples.parquet"
                     raise InputError(f"{path}: missing column {column}")
             frames.append(samples.assign(experiment=experiment))
     return pd.concat(frames, ignore_index=True)
@@ -475,7 +475,7 @@ def section_stage_times(inp: Inputs) -> list[str]:
     )
 
 
-RULE_ORDER = ("resolved_config", "experiment_config", "download", "prepare_data", "sft", "train_reward_model", "ppo",
+RULE_ORDER = ("resolved_config", "experiment_config", "download", "data", "sft", "reward", "ppo",
               "evaluate", "aggregate", "claims", "report")  # fmt: skip
 
 
@@ -718,7 +718,7 @@ def per_seed_table(inp: Inputs, experiment: str) -> list[str]:
     header = ["seed", f"{objective} base", f"{objective} RLHF", "KL(RLHF ‖ base) per response", "reward base",
               "reward RLHF"]  # fmt: skip
     return [
-        f"Per seed, on the held-out prompts (eval/seed<k>/metrics.json; KL in nats, {code('kl_mean')}):",
+        f"Per seed, on the held-out prompts (evaluate/seed<k>/metrics.json; KL in nats, {code('kl_mean')}):",
         "",
     ] + table(header, rows)
 
@@ -1243,10 +1243,10 @@ def main(argv: list[str] | None = None) -> int:
         inputs = load_inputs(args.config, args.results_dir)
         figures = write_report(inputs, args.out_dir)
     except InputError as err:
-        print(f"rlhf_bench.report: error: {err}", file=sys.stderr)
+        print(f"rlhf_bench.report.render: error: {err}", file=sys.stderr)
         return 2
     print(
-        f"rlhf_bench.report: wrote {args.out_dir / 'report.md'}, report.html, report.pdf and {len(figures)} figure(s)"
+        f"rlhf_bench.report.render: wrote {args.out_dir / 'report.md'}, report.html, report.pdf and {len(figures)} figure(s)"
     )
     return 0
 

@@ -1,6 +1,6 @@
 """Aggregate stage: statistics over PPO seeds, reward-model accuracy intervals and one-sided tests.
 
-Reads what the evaluate and train_reward_model stages wrote for every experiment and seed named in the
+Reads what the evaluate and reward stages wrote for every experiment and seed named in the
 resolved config, and writes three tidy CSV files that the claims check and the report read:
 
 - summary.csv     one row per (experiment, per-policy metric, policy): mean, std and t interval over seeds
@@ -11,7 +11,7 @@ resolved config, and writes three tidy CSV files that the claims check and the r
 A missing or malformed input ends the stage with one line on stderr and exit code 2, and nothing is
 written: outputs are staged in a temporary folder and moved into place only when all of them exist.
 
-    python -m rlhf_bench.aggregate --config results/smoke/config.json \
+    python -m rlhf_bench.analysis.aggregate --config results/smoke/config.json \
         --results-dir results/smoke --out-dir results/smoke
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from rlhf_bench.stats import mann_whitney_one_sided, t_interval, welch_t, wilson_interval
+from rlhf_bench.analysis.stats import mann_whitney_one_sided, t_interval, welch_t, wilson_interval
 
 CONFIDENCE = 0.95
 CI_TYPE = "t 95% over seeds"
@@ -47,11 +47,11 @@ METRIC_ORDER = (
 
 # Which Snakemake rule makes each input, so that a missing-file message says what to run.
 STAGE_RULES = {
-    "data": "prepare_data",
+    "data": "data",
     "sft": "sft",
-    "reward": "train_reward_model",
+    "reward": "reward",
     "ppo": "ppo",
-    "eval": "evaluate",
+    "evaluate": "evaluate",
 }
 FILE_RULES = {
     "config.json": "resolved_config",
@@ -153,8 +153,8 @@ def documented(config: dict, experiment: str) -> dict:
     return config["experiments"][experiment].get("documented") or {}
 
 
-def eval_dir(results_dir: Path, experiment: str, seed: int) -> Path:
-    return results_dir / experiment / "eval" / f"seed{seed}"
+def evaluate_dir(results_dir: Path, experiment: str, seed: int) -> Path:
+    return results_dir / experiment / "evaluate" / f"seed{seed}"
 
 
 def ppo_dir(results_dir: Path, experiment: str, seed: int) -> Path:
@@ -167,11 +167,11 @@ def as_float(value) -> float:
 
 
 def load_seed_metrics(config: dict, results_dir: Path) -> pd.DataFrame:
-    """Long table (experiment, seed, policy, metric, value) from every eval/seed<k>/metrics.json."""
+    """Long table (experiment, seed, policy, metric, value) from every evaluate/seed<k>/metrics.json."""
     rows = []
     for experiment in config["experiments"]:
         for seed in config["seeds"]:
-            path = eval_dir(results_dir, experiment, seed) / "metrics.json"
+            path = evaluate_dir(results_dir, experiment, seed) / "metrics.json"
             metrics = read_json(path)
             if field(metrics, "seed", path) != seed:
                 raise InputError(f"{path}: field 'seed' is {metrics['seed']!r}, expected {seed}")
@@ -243,7 +243,7 @@ def summarize_reward_models(config: dict, results_dir: Path) -> pd.DataFrame:
 
 def load_samples(results_dir: Path, experiment: str, seed: int) -> pd.DataFrame:
     """One seed's evaluation samples, checked for the columns and the seed this stage relies on."""
-    path = eval_dir(results_dir, experiment, seed) / "samples.parquet"
+    path = evaluate_dir(results_dir, experiment, seed) / "samples.parquet"
     samples = read_table(path, SAMPLE_COLUMNS, kind="parquet")
     seeds_found = set(samples["seed"].unique().tolist())
     if seeds_found - {seed}:
@@ -298,7 +298,7 @@ def experiment_tests(
     for metric, direction in tested_metrics(exp_config):
         alternative = DIRECTIONS[direction]
         for seed, frame in samples.items():
-            path = eval_dir(results_dir, experiment, seed) / "samples.parquet"
+            path = evaluate_dir(results_dir, experiment, seed) / "samples.parquet"
             if metric.startswith("judge_") and not has_judge(frame):
                 raise InputError(f"{path}: metric '{metric}' needs a judge, but judge_label is empty in every row")
             values = per_sample_values(frame, metric)
@@ -318,7 +318,7 @@ def experiment_tests(
             ].set_index("seed")["value"]
             for seed in seeds:
                 if pd.isna(values.get(seed, math.nan)):
-                    path = eval_dir(results_dir, experiment, seed) / "metrics.json"
+                    path = evaluate_dir(results_dir, experiment, seed) / "metrics.json"
                     raise InputError(f"{path}: policies.{policy}.{metric} is missing or null, but it is tested")
             by_policy[policy] = values.to_numpy()
         stat, p = welch_t(by_policy["rlhf"], by_policy["base"], alternative)
@@ -381,10 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tables = aggregate(args.config, args.results_dir, args.out_dir)
     except InputError as err:
-        print(f"rlhf_bench.aggregate: error: {err}", file=sys.stderr)
+        print(f"rlhf_bench.analysis.aggregate: error: {err}", file=sys.stderr)
         return 2
     n_rows = ", ".join(f"{name} ({len(table)} rows)" for name, table in tables.items())
-    print(f"rlhf_bench.aggregate: wrote {n_rows} to {args.out_dir}")
+    print(f"rlhf_bench.analysis.aggregate: wrote {n_rows} to {args.out_dir}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Stage 1, prepare_data: the files every later stage reads, with their sha256 checksums.
+"""Stage 1, data: the files every later stage reads, with their sha256 checksums.
 
 Writes to `<out>/`:
   prompts_train.jsonl  {"prompt"}                      PPO samples its batches here
@@ -9,7 +9,7 @@ Writes to `<out>/`:
   checksums.json       {file: sha256}
 
 Sources are read in the record formats of the hub datasets (see ../shared/data/README.md), so the smoke
-profile's generator (rlhf_bench.synthetic), a local copy and the hub go through the same pair builders.
+profile's generator (rlhf_bench.train.synthetic), a local copy and the hub go through the same pair builders.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import json
 import random
 from pathlib import Path
 
-from rlhf_bench import download, synthetic
 from rlhf_bench.config import DataSettings
-from rlhf_bench.runtime import Stage, StageError, atomic_write_text, sha256_file, write_json
+from rlhf_bench.io import StageError, atomic_write_text, sha256_file, write_json
+from rlhf_bench.runtime import Stage
+from rlhf_bench.train import download, synthetic
 
 # The policy sees an instruction as "Question: ...\nAnswer:" and continues it; the reward model scores
 # the same text plus the answer, so reward-model inputs and PPO rollouts look alike.
@@ -367,23 +368,19 @@ def load_records(path: str | Path) -> list[dict]:
     """Read one of this stage's own files back (later stages)."""
     path = Path(path)
     if not path.exists():
-        raise StageError(f"{path}: missing. Fix: run the prepare_data rule first.")
+        raise StageError(f"{path}: missing. Fix: run the data rule first.")
     # Not str.splitlines(): it also splits on U+2028 and friends, which real reviews contain inside strings.
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 
 def main(argv=None) -> int:
-    stage = Stage("data", "Prepare prompts, preference pairs and the sft corpus for one experiment.")
-    stage.add_experiment_args()
-    stage.parser.add_argument("--out", required=True, help="output directory (results/<profile>/<experiment>/data)")
+    stage = Stage("data", "Prepare prompts, preference pairs and the sft corpus for one experiment.", experiment=True)
+    stage.add_out_arg("results/<profile>/<experiment>/data")
 
-    def body(args, config, provenance):
-        out = Path(args.out)
-        download.use_cache(config.hub_cache)
-        provenance["data_checksums"] = prepare(config.experiment(args.experiment).data, out)
-        provenance["hub"] = download.resolved()
-        return out
+    def body(run):
+        run.provenance["data_checksums"] = prepare(run.experiment.data, run.out)
+        return run.out
 
     return stage.run(body, argv)
 

@@ -14,7 +14,7 @@ documented figure itself carries) and a verdict with a one-line reason:
 
 The test kinds and their hypotheses are described at the top of config/claims.yaml.
 
-    python -m rlhf_bench.claims --config results/smoke/config.json --results-dir results/smoke \
+    python -m rlhf_bench.analysis.claims --config results/smoke/config.json --results-dir results/smoke \
         --claims config/claims.yaml --out results/smoke/claims.csv
 """
 
@@ -34,23 +34,23 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from scipy import stats as sps
 
-from rlhf_bench import stats
-from rlhf_bench.aggregate import (
+from rlhf_bench.analysis import stats
+from rlhf_bench.analysis.aggregate import (
     InputError,
-    eval_dir,
+    evaluate_dir,
     load_config,
     load_samples,
     load_seed_metrics,
     per_sample_values,
     read_json,
 )
-from rlhf_bench.aggregate import (
+from rlhf_bench.analysis.aggregate import (
     field as required_field,
 )
 from rlhf_bench.config import ConfigError, _describe, _with_defaults
-from rlhf_bench.runtime import atomic_write_text
+from rlhf_bench.io import atomic_write_text
 
-DEFAULT_CLAIMS = Path(__file__).resolve().parents[2] / "config" / "claims.yaml"
+DEFAULT_CLAIMS = Path(__file__).resolve().parents[3] / "config" / "claims.yaml"
 VERDICTS = ("REPRODUCED", "NOT REPRODUCED", "INCONCLUSIVE", "NOT COMPARABLE")
 CONFIDENCE = 0.95
 RM_METRICS = {"rm_accuracy_train": "train", "rm_accuracy_test": "test"}
@@ -151,7 +151,7 @@ class Claim:
     definition: str
     """The stated operational definition: what counts as reproduced, in words a reader can disagree with."""
     required: bool
-    """`python -m rlhf_bench.check` fails when a required claim is NOT REPRODUCED."""
+    """`python -m rlhf_bench.analysis.check` fails when a required claim is NOT REPRODUCED."""
     policy: str = "rlhf"
     """value_equivalence / threshold: the policy whose metric is tested."""
     documented: float | None = None
@@ -323,7 +323,7 @@ class Run:
         if values is None:
             return None
         if values.isna().any():
-            path = eval_dir(self.results_dir, experiment, seed) / "samples.parquet"
+            path = evaluate_dir(self.results_dir, experiment, seed) / "samples.parquet"
             raise InputError(f"{path}: per-sample values for '{metric}' contain NaN")
         return {p: values[frame.policy == p].to_numpy(dtype=float) for p in ("base", "rlhf")}
 
@@ -467,7 +467,7 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
     for policy, values in (("base", base), ("rlhf", rlhf)):
         if np.isnan(values).any():
             seed = run.seeds[int(np.flatnonzero(np.isnan(values))[0])]
-            path = eval_dir(run.results_dir, claim.experiment, seed) / "metrics.json"
+            path = evaluate_dir(run.results_dir, claim.experiment, seed) / "metrics.json"
             raise InputError(f"{path}: policies.{policy}.{claim.metric} is null, but claim '{claim.id}' tests it")
     n = len(run.seeds)
 
@@ -602,7 +602,7 @@ def claims_table(config_path: Path, results_dir: Path, claims_path: Path) -> pd.
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rlhf_bench.claims", description="Test every documented claim on a finished run."
+        prog="python -m rlhf_bench.analysis.claims", description="Test every documented claim on a finished run."
     )
     parser.add_argument("--config", type=Path, required=True, help="resolved config: results/<profile>/config.json")
     parser.add_argument("--results-dir", type=Path, required=True, help="results/<profile>")
@@ -612,11 +612,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         table = claims_table(args.config, args.results_dir, args.claims)
     except (InputError, ConfigError) as err:
-        print(f"rlhf_bench.claims: error: {err}", file=sys.stderr)
+        print(f"rlhf_bench.analysis.claims: error: {err}", file=sys.stderr)
         return 2
     atomic_write_text(args.out, table.to_csv(index=False))
     counts = ", ".join(f"{v} {k}" for k, v in table.verdict.value_counts().items())
-    print(f"rlhf_bench.claims: wrote {len(table)} claims ({counts}) to {args.out}")
+    print(f"rlhf_bench.analysis.claims: wrote {len(table)} claims ({counts}) to {args.out}")
     return 0
 
 

@@ -18,7 +18,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlhf_bench.runtime import Stage, StageError, write_json
+from rlhf_bench.io import StageError, write_json
+from rlhf_bench.runtime import Stage
 
 # What a model needs to load with from_pretrained: configs, safetensors weights, tokenizer files
 # (vocab.json/merges.txt, vocab.txt, tokenizer.json, spm.model). Never *.bin/*.h5/*.msgpack/*.ot/*.onnx.

@@ -3,8 +3,8 @@
 Reads results/<profile>/claims.csv, which the DAG's `claims` rule writes, and prints one line per required
 claim. Which claims are required is said in config/claims.yaml (`required: true`), and claims.csv carries it.
 
-    python -m rlhf_bench.check results/smoke/claims.csv            # or: --results-dir results/smoke
-    python -m rlhf_bench.check results/paper/claims.csv --strict   # every required claim must be REPRODUCED
+    python -m rlhf_bench.analysis.check results/smoke/claims.csv            # or: --results-dir results/smoke
+    python -m rlhf_bench.analysis.check results/paper/claims.csv --strict   # every required claim must be REPRODUCED
 
 Exit codes: 0 no required claim failed; 1 a required claim is NOT REPRODUCED (with --strict: is anything but
 REPRODUCED, so that an underpowered or non-comparable run cannot pass a gate silently); 2 claims.csv is
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rlhf_bench.claims import VERDICTS
+from rlhf_bench.analysis.claims import VERDICTS
 
 COLUMNS = ("claim_id", "required", "verdict", "reason")
 
@@ -54,7 +54,7 @@ def failures(table: pd.DataFrame, strict: bool) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m rlhf_bench.check", description="Exit non-zero when a required claim is NOT REPRODUCED."
+        prog="python -m rlhf_bench.analysis.check", description="Exit non-zero when a required claim is NOT REPRODUCED."
     )
     parser.add_argument("claims_csv", type=Path, nargs="?", help="results/<profile>/claims.csv")
     parser.add_argument("--results-dir", type=Path, help="results/<profile> (instead of the path to claims.csv)")
@@ -66,17 +66,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         table = read_claims(path)
     except CheckError as err:
-        print(f"rlhf_bench.check: error: {err}", file=sys.stderr)
+        print(f"rlhf_bench.analysis.check: error: {err}", file=sys.stderr)
         return 2
     for row in table[table.required].itertuples():
         print(f"{row.verdict:<15} {row.claim_id}: {row.reason}")
     failed = failures(table, args.strict)
     n_required = int(table.required.sum())
     if failed.empty:
-        print(f"rlhf_bench.check: passed: {n_required} required claim(s), none failed{' (strict)' * args.strict}")
+        print(
+            f"rlhf_bench.analysis.check: passed: {n_required} required claim(s), none failed{' (strict)' * args.strict}"
+        )
         return 0
     ids = ", ".join(failed.claim_id)
-    print(f"rlhf_bench.check: FAILED: {len(failed)} of {n_required} required claim(s): {ids}", file=sys.stderr)
+    print(f"rlhf_bench.analysis.check: FAILED: {len(failed)} of {n_required} required claim(s): {ids}", file=sys.stderr)
     return 1
 
 

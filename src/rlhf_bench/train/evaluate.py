@@ -21,13 +21,14 @@ import torch
 from peft import PeftModel
 from tqdm import tqdm
 
-from rlhf_bench import download, models
 from rlhf_bench.config import Experiment
-from rlhf_bench.data import load_records
-from rlhf_bench.judge import make_judge
-from rlhf_bench.ppo import generation_kwargs, policy_path
-from rlhf_bench.reward import reward_function, word_count
-from rlhf_bench.runtime import Stage, StageError, read_checksums, seed_everything, write_json
+from rlhf_bench.io import StageError, write_json, write_parquet
+from rlhf_bench.runtime import Stage
+from rlhf_bench.train import models
+from rlhf_bench.train.data import load_records
+from rlhf_bench.train.judge import make_judge
+from rlhf_bench.train.ppo import generation_kwargs, policy_path
+from rlhf_bench.train.reward import reward_function, word_count
 
 POLICIES = ("base", "rlhf")
 
@@ -161,35 +162,25 @@ def evaluate(experiment: Experiment, start_from: str, adapter: Path, data_dir: P
 
 
 def main(argv=None) -> int:
-    stage = Stage("evaluate", "Base vs RLHF policy on held-out prompts, one seed.")
-    stage.add_experiment_args(seed=True)
-    stage.parser.add_argument("--data", required=True, help="the experiment's data directory")
-    stage.parser.add_argument("--sft", help="the sft stage's directory (when policy: sft)")
-    stage.parser.add_argument("--reward", help="the reward stage's directory (when ppo.reward: reward_model)")
+    stage = Stage("evaluate", "Base vs RLHF policy on held-out prompts, one seed.", experiment=True, seeded=True,
+                  data=True)  # fmt: skip
+    stage.add_models_args()
     stage.parser.add_argument("--ppo", required=True, help="the ppo stage's directory for this seed")
-    stage.parser.add_argument("--out", required=True, help="output directory (…/<experiment>/eval/seed<k>)")
+    stage.add_out_arg("…/<experiment>/evaluate/seed<k>")
 
-    def body(args, config, provenance):
-        experiment = config.experiment(args.experiment)
-        models.require_gpu(config.require_gpu, f"evaluate {experiment.name} seed {args.seed}")
-        download.use_cache(config.hub_cache)
-        seed_everything(args.seed, config.threads)
-        provenance["data_checksums"] = read_checksums(args.data)
+    def body(run):
+        args = run.args
         samples, metrics = evaluate(
-            experiment,
-            policy_path(experiment, args.sft),
+            run.experiment,
+            policy_path(run.experiment, args.sft),
             Path(args.ppo) / "adapter",
-            Path(args.data),
+            run.data,
             args.reward and Path(args.reward),
             args.seed,
         )
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        samples.to_parquet(out / ".samples.parquet.tmp", index=False)
-        (out / ".samples.parquet.tmp").replace(out / "samples.parquet")
-        write_json(out / "metrics.json", metrics)
-        provenance["hub"] = download.resolved()
-        return out
+        write_parquet(run.out / "samples.parquet", samples)
+        write_json(run.out / "metrics.json", metrics)
+        return run.out
 
     return stage.run(body, argv)
 

@@ -1,7 +1,8 @@
-"""Where every file of a run lives, and which inputs each rule needs: the Snakemake side of the package.
+"""Where every file of a run lives and which rule makes it: the one place that knows paths and rule names.
 
-The .smk files stay declarative; the little logic they need (validation, paths, optional inputs) is here,
-where it is tested like the rest (tests/test_dag.py, tests/test_layout.py).
+A stage's name is its rule, its module (`python -m rlhf_bench.<package>.<stage>`), its folder under
+results/<profile>/<experiment>/ and its block in the config. The Snakefile, the analysis stages and the report
+all ask this module; tests/test_layout.py checks the rules, the schema and the report against it.
 """
 
 from __future__ import annotations
@@ -9,13 +10,43 @@ from __future__ import annotations
 import shlex
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
 from rlhf_bench.config import ConfigError, validate
-from rlhf_bench.download import hub_refs
 
+# Training stages of one experiment, in the order they run.
+STAGES = ("data", "sft", "reward", "ppo", "evaluate")
+SEEDED = ("ppo", "evaluate")  # one folder per PPO seed: <stage>/seed<k>
+# Profile-wide rules: the resolved config, then the analysis of every experiment.
+ANALYSIS = ("aggregate", "claims", "compare", "report")
+RULE_ORDER = ("resolved_config", "experiment_config", "download", *STAGES, *ANALYSIS)
+# The CLI each rule runs (the two config rules run inside Snakemake).
+MODULES = {
+    **{rule: f"rlhf_bench.train.{rule}" for rule in ("download", *STAGES)},
+    **{rule: f"rlhf_bench.analysis.{rule}" for rule in ("aggregate", "claims", "compare", "check")},
+    "report": "rlhf_bench.report",
+}
 DATA_FILES = ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl", "corpus.jsonl")
+SUMMARY_TABLES = ("summary.csv", "rm_summary.csv", "tests.csv")
+REPORT_FILES = ("report.md", "report.html", "report.pdf")
+# Files at results/<profile>/ and the rule that writes each; a stage's files are named by their folder.
+PROFILE_FILES = {"config.json": "resolved_config", **dict.fromkeys(SUMMARY_TABLES, "aggregate"), "claims.csv": "claims"}
+
+
+def stage_dir(results: str | Path, experiment: str, stage: str, seed: int | str | None = None) -> str:
+    """results/<profile>/<experiment>/<stage>[/seed<k>]; `seed` is required exactly for the SEEDED stages."""
+    if (seed is not None) != (stage in SEEDED):
+        raise ValueError(f"stage {stage!r} {'needs' if stage in SEEDED else 'takes no'} seed")
+    return "/".join([str(results), experiment, stage, *([f"seed{seed}"] if seed is not None else [])])
+
+
+def producing_rule(path: str | Path) -> str:
+    """The rule that makes a file of a run: its stage folder's, else the profile-wide file's ('' if unknown)."""
+    path = Path(path)
+    stage = next((part for part in reversed(path.parts[:-1]) if part in STAGES), None)
+    return stage or PROFILE_FILES.get(path.name, "")
 
 
 def runs_sft(experiment: dict) -> bool:
@@ -26,15 +57,17 @@ def runs_sft(experiment: dict) -> bool:
     return experiment.get("policy") == "sft"
 
 
-def stage_dirs(config: dict, experiment: str) -> list[str]:
-    """Every stage directory of one experiment that holds a provenance.json, relative to results/<profile>,
-    in the order the report lists them: data, sft (where it runs), reward, ppo and eval per seed."""
-    dirs = [f"{experiment}/data"]
-    if runs_sft(config["experiments"][experiment]):
-        dirs.append(f"{experiment}/sft")
-    dirs.append(f"{experiment}/reward")
-    dirs += [f"{experiment}/ppo/seed{seed}" for seed in config["seeds"]]
-    return dirs + [f"{experiment}/eval/seed{seed}" for seed in config["seeds"]]
+def stage_dirs(config: dict, experiment: str, results: str | Path = "") -> list[str]:
+    """Every stage directory of one experiment that holds a provenance.json, in the order the report lists them:
+    data, sft (where it runs), reward, then ppo and evaluate per seed. Relative to `results` when it is ''."""
+    root = str(results) if results != "" else "."
+    dirs = []
+    for stage in STAGES:
+        if stage == "sft" and not runs_sft(config["experiments"][experiment]):
+            continue
+        seeds = config["seeds"] if stage in SEEDED else [None]
+        dirs += [stage_dir(root, experiment, stage, seed) for seed in seeds]
+    return [d.removeprefix("./") for d in dirs] if root == "." else dirs
 
 
 def _typed(value):
@@ -86,13 +119,17 @@ def validated_or_exit(config: dict, sources: list[str], overrides: dict | None =
 
 @dataclass(frozen=True)
 class Layout:
-    """Paths of one profile's run: results/<profile>/<experiment>/<stage>/..., reports/<profile>/..."""
+    """Paths of one profile's run: results/<profile>/<experiment>/<stage>/..., reports/<profile>/...
+
+    `root` is the results folder when it is not the config's own (an analysis CLI's --results-dir, a bundle).
+    """
 
     config: dict
+    root: str | None = None
 
     @property
     def results(self) -> str:
-        return f"{self.config['results_dir']}/{self.config['profile']}"
+        return self.root or f"{self.config['results_dir']}/{self.config['profile']}"
 
     @property
     def reports(self) -> str:
@@ -112,22 +149,45 @@ class Layout:
     def path(self, experiment: str, *parts: str) -> str:
         return "/".join([self.results, experiment, *parts])
 
+    def stage(self, experiment: str, stage: str, seed: int | str | None = None) -> str:
+        """A stage's folder; in a rule, experiment "{experiment}" and seed "{seed}" are the wildcards."""
+        return stage_dir(self.results, experiment, stage, seed)
+
+    def file(self, experiment: str, stage: str, name: str, seed: int | str | None = None) -> Path:
+        """A stage's file as a Path, for the analysis stages."""
+        return Path(self.stage(experiment, stage, seed), name)
+
+    def pattern(self, stage: str, name: str = "") -> str:
+        """A stage's folder (or one of its files) with the {experiment} and {seed} wildcards, for rules/*.smk."""
+        folder = self.stage("{experiment}", stage, "{seed}" if stage in SEEDED else None)
+        return f"{folder}/{name}" if name else folder
+
+    def log(self, rule: str, per_experiment: bool = True) -> str:
+        """A rule's log: logs/<experiment>/<rule>[.seed<k>].log, or logs/<rule>.log for a profile-wide rule."""
+        stem = "{experiment}/" + rule + (".seed{seed}" if rule in SEEDED else "") if per_experiment else rule
+        return f"{self.results}/logs/{stem}.log"
+
+    def benchmark(self, rule: str, per_experiment: bool = True) -> str:
+        """A rule's Snakemake benchmark: benchmarks/<experiment>.<rule>[.seed<k>].tsv (the report parses it)."""
+        stem = "{experiment}." + rule + (".seed{seed}" if rule in SEEDED else "") if per_experiment else rule
+        return f"{self.results}/benchmarks/{stem}.tsv"
+
     # --- optional inputs: what a rule needs depends on the experiment's config --------------------------
 
     def sft_dir(self, experiment: str) -> str | None:
-        return self.path(experiment, "sft") if runs_sft(self.experiment(experiment)) else None
+        return self.stage(experiment, "sft") if runs_sft(self.experiment(experiment)) else None
 
     def reward_dir(self, experiment: str) -> str | None:
         uses_rm = self.experiment(experiment)["ppo"]["reward"] == "reward_model"
-        return self.path(experiment, "reward") if uses_rm else None
+        return self.stage(experiment, "reward") if uses_rm else None
 
     def policy_inputs(self, experiment: str) -> dict[str, str]:
         """Inputs of ppo and evaluate besides the data: the sft model and the reward model, where used."""
         inputs = {}
         if self.sft_dir(experiment):
-            inputs["sft"] = self.path(experiment, "sft", "sft_metrics.json")
+            inputs["sft"] = f"{self.sft_dir(experiment)}/sft_metrics.json"
         if self.reward_dir(experiment):
-            inputs["reward"] = self.path(experiment, "reward", "rm_metrics.json")
+            inputs["reward"] = f"{self.reward_dir(experiment)}/rm_metrics.json"
         return inputs
 
     def policy_args(self, experiment: str) -> str:
@@ -143,6 +203,8 @@ class Layout:
 
     def hub_experiments(self) -> list[str]:
         """Experiments that name a hub model or dataset (not a local path): the ones `download` serves."""
+        from rlhf_bench.train.download import hub_refs  # the training side, only where the DAG asks
+
         return [e for e in self.experiments if hub_refs(self.experiment(e))]
 
     def hub_manifest(self, experiment: str) -> str:
@@ -164,17 +226,23 @@ class Layout:
     # --- what aggregate and report read ---------------------------------------------------------------
 
     def per_seed(self, stage: str, filename: str) -> list[str]:
-        return [self.path(e, stage, f"seed{s}", filename) for e in self.experiments for s in self.seeds]
+        return [f"{self.stage(e, stage, s)}/{filename}" for e in self.experiments for s in self.seeds]
 
     def per_experiment(self, stage: str, filename: str) -> list[str]:
-        return [self.path(e, stage, filename) for e in self.experiments]
+        return [f"{self.stage(e, stage)}/{filename}" for e in self.experiments]
 
     def provenance_files(self) -> list[str]:
         """Every stage's provenance.json, which the report's provenance section reads."""
-        return [f"{self.results}/{d}/provenance.json" for e in self.experiments for d in stage_dirs(self.config, e)]
+        return [f"{d}/provenance.json" for e in self.experiments for d in stage_dirs(self.config, e, self.results)]
+
+    def profile_file(self, name: str) -> str:
+        return f"{self.results}/{name}"
 
     def summary_tables(self) -> list[str]:
-        return [f"{self.results}/{name}" for name in ("summary.csv", "rm_summary.csv", "tests.csv")]
+        return [self.profile_file(name) for name in SUMMARY_TABLES]
+
+    def report_file(self, name: str) -> str:
+        return f"{self.reports}/{name}"
 
     def report_files(self) -> list[str]:
-        return [f"{self.reports}/report.md", f"{self.reports}/report.html", f"{self.reports}/report.pdf"]
+        return [self.report_file(name) for name in REPORT_FILES]

@@ -1,0 +1,127 @@
+"""A run's files: the one error type, the one atomic writer, and readers that check what they read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+
+class StageError(RuntimeError):
+    """A stage cannot go on (bad config or data file, missing input, NaN in training); the message is one
+    line naming the file, the field and the fix. The stage frame prints it and exits 2."""
+
+
+# ------------------------------------------------------------------------------------------------- writing
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """`write(tmp)` into a hidden sibling, then rename it to `path`: a reader (or a rerun) never sees a
+    half-written file, because a rename within one folder is atomic."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: str | Path, data) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n")
+
+
+def write_parquet(path: str | Path, frame: pd.DataFrame) -> Path:
+    return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+@contextmanager
+def staged_outputs(out_dir: Path) -> Iterator[Path]:
+    """All of a stage's outputs or none: yield a staging folder inside out_dir, and on success move each entry
+    into out_dir by rename. An error while writing leaves out_dir as it was (the staging folder is removed)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        yield staging
+        for item in sorted(staging.iterdir()):
+            target = out_dir / item.name
+            if item.is_dir() and target.is_dir():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------- reading
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def require(path: str | Path) -> Path:
+    """Return path if it is a file, else a StageError naming it and the rule that makes it."""
+    from rlhf_bench.layout import producing_rule  # layout reads the config, which raises StageErrors
+
+    path = Path(path)
+    if not path.is_file():
+        rule = producing_rule(path)
+        fix = f"run the Snakemake rule '{rule}' first (it makes this file)" if rule else "rerun the workflow"
+        raise StageError(f"{path}: missing. Fix: {fix}.")
+    return path
+
+
+def read_json(path: str | Path) -> dict:
+    """A JSON object; a missing file, bad JSON or another type is a one-line StageError."""
+    path = Path(path)
+    try:
+        data = json.loads(require(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise StageError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(data, dict):
+        raise StageError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def field(mapping: dict, key: str, source: Path | str):
+    """mapping[key], or a StageError that names the file and the missing field."""
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise StageError(f"{source}: missing field '{key}'")
+    return mapping[key]
+
+
+def read_table(path: str | Path, columns: tuple[str, ...], kind: str = "csv") -> pd.DataFrame:
+    """A CSV, TSV or parquet file, checked for the columns the reader relies on."""
+    path = require(path)
+    try:
+        frame = pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
+    except (OSError, ValueError, pa.ArrowException) as err:  # each means "unreadable file"
+        raise StageError(f"{path}: cannot read {kind} ({type(err).__name__}: {err})".splitlines()[0]) from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise StageError(f"{path}: missing column(s) {', '.join(missing)}")
+    return frame
+
+
+def read_checksums(data_dir: str | Path) -> dict[str, str]:
+    """The data stage's checksums.json, which every later stage records in its provenance."""
+    return read_json(Path(data_dir) / "checksums.json")

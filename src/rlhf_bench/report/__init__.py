@@ -1,0 +1,1 @@
+"""The paper-style report: inputs, sections, figures, HTML/Markdown rendering and the PDF."""

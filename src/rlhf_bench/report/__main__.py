@@ -1,0 +1,5 @@
+"""`python -m rlhf_bench.report`: the report stage CLI."""
+
+from rlhf_bench.report.render import main
+
+main()
