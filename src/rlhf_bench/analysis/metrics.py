@@ -1,0 +1,41 @@
+"""What is measured and how it is printed: the policies, metrics, confidence level and verdicts, in one place."""
+
+from __future__ import annotations
+
+import math
+
+POLICIES = ("base", "rlhf")
+SPLITS = ("train", "test")  # the reward model's pair splits
+# Table order of the per-policy metrics that evaluate writes (metrics.json is written with sorted keys).
+METRIC_ORDER = (
+    "reward_mean", "reward_std", "judge_score_mean", "judge_negative_ratio", "judge_positive_ratio",
+    "length_mean", "length_median", "kl_mean", "perplexity", "distinct_2",
+)  # fmt: skip
+LENGTH_METRICS = ("length_mean", "length_median")
+RM_METRICS = {"rm_accuracy_train": "train", "rm_accuracy_test": "test"}  # documented key -> split
+DIRECTIONS = {"increase": "greater", "decrease": "less"}  # objective direction -> one-sided alternative
+CONFIDENCE = 0.95
+ALPHA = 0.05  # one-sided tests; 1 - CONFIDENCE
+VERDICTS = ("REPRODUCED", "NOT REPRODUCED", "INCONCLUSIVE", "NOT COMPARABLE")
+
+
+def word_count(text: str) -> int:
+    """Words as the seed counts them: whitespace-separated tokens (length metrics, the instruct-short reward)."""
+    return len(text.split())
+
+
+def missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt(value, digits: int = 3) -> str:
+    """A number for a table or a reason line: 3 significant digits, one decimal from 100 up, 'n/a' if missing."""
+    if missing(value):
+        return "n/a"
+    value = float(value)
+    return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.{digits}g}"
+
+
+def fmt_p(p) -> str:
+    """A p-value: 2 significant digits."""
+    return "n/a" if missing(p) else f"{p:.2g}"
