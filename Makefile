@@ -15,7 +15,7 @@ export HF_DATASETS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install system-deps run imdb-cpu dag test test-fast lint format lock benchmark clean
+.PHONY: install system-deps run imdb-cpu dag test test-fast lint format docs lock benchmark clean
 
 install: $(STAMP)
 
@@ -51,14 +51,17 @@ test-fast: install  ## unit tests only
 	pytest -q -m "not slow and not dag"
 
 lint: install
-	ruff check src tests benchmarks
-	ruff format --check src tests benchmarks
+	ruff check src tests benchmarks scripts
+	ruff format --check src tests benchmarks scripts
 	snakefmt --check Snakefile rules/
 
 format: install
-	ruff check --fix src tests benchmarks
-	ruff format src tests benchmarks
+	ruff check --fix src tests benchmarks scripts
+	ruff format src tests benchmarks scripts
 	snakefmt Snakefile rules/
+
+docs: install  ## regenerate docs/paper-profile.md from config/paper.yaml's comments
+	python scripts/paper_profile_doc.py
 
 lock: install  ## recompile envs/requirements.lock from envs/requirements.in (needs uv)
 	$(BIN)/pip install --quiet uv
@@ -71,7 +74,7 @@ benchmark: install  ## time the smoke DAG and each rule (benchmarks/out/)
 clean:
 	rm -rf results reports .snakemake dag.png
 
-# Not in `make test`: needs root (podman, debootstrap), ~15 GB of disk and ~15 minutes. README "Containers".
+# Not in `make test`: needs root (podman, debootstrap), ~15 GB of disk and ~15 minutes. docs/containers.md.
 .PHONY: container-test
 container-test: install  ## build the image with podman, run the smoke DAG in it (--use-singularity), compare with the host
 	bash tests/container/run.sh

@@ -1,4 +1,4 @@
-from rlhf_bench.analysis.claims import validated_or_exit as validate_claims_or_exit
+from rlhf_bench.analysis.claims_file import validated_or_exit as validate_claims_or_exit
 
 
 rule aggregate:

@@ -100,10 +100,10 @@ def render_value(node: Node, short: bool = True) -> str:
 
 
 def md(text: str) -> str:
-    """Table-cell text: pipes escaped, angle brackets escaped outside code spans."""
+    """Table-cell text: pipes escaped, `<` escaped outside code spans (`<id>` is no HTML tag)."""
     parts = text.replace("|", "\\|").split("`")
     for i in range(0, len(parts), 2):
-        parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;")
+        parts[i] = parts[i].replace("<", "&lt;")
     return "`".join(parts)
 
 
@@ -115,6 +115,18 @@ def cell(node: Node) -> str:
     """A deviation's field: words as text, a single token as code."""
     text = render_value(node)
     return md(text) if isinstance(node, ScalarNode) and " " in text else code(text)
+
+
+def merged_order(sequences: list[list[str]]) -> list[str]:
+    """All names, each sequence's order kept: a name first seen later goes right after its predecessor there."""
+    order: list[str] = []
+    for sequence in sequences:
+        previous = None
+        for name in sequence:
+            if name not in order:
+                order.insert(order.index(previous) + 1 if previous is not None else 0, name)
+            previous = name
+    return order
 
 
 def table(header: list[str], body: list[list[str]]) -> list[str]:
@@ -180,11 +192,11 @@ def render(text: str, source: str = "config/paper.yaml") -> str:
     ]
 
     # Hub pins: a top-level `_` block of `id@<40-hex commit>` values, the experiments refer to by alias.
-    used: dict[int, list[str]] = {}
+    used: dict[int, dict[str, list[str]]] = {}
     experiment_rows = {name: rows(lines, node, skip=INTRO) for name, node in experiments}
     for name, found in experiment_rows.items():
         for row in found:
-            used.setdefault(id(row.value), []).append(f"{name}: `{row.path}`")
+            used.setdefault(id(row.value), {}).setdefault(name, []).append(code(row.path))
     for block, (key, value) in top.items():
         if not block.startswith("_") or not isinstance(value, MappingNode):
             continue
@@ -198,7 +210,7 @@ def render(text: str, source: str = "config/paper.yaml") -> str:
         body = []
         for name, pin_key, pin in pins:
             match = PIN.match(str(pin.value))
-            where = "<br>".join(used.get(id(pin), [])) or "–"
+            where = "<br>".join(f"{n}: {', '.join(p)}" for n, p in used.get(id(pin), {}).items()) or "–"
             body.append([code(name), code(match["name"]), code(match["rev"]), md(_comment(lines, pin_key, pin)), where])
         out += table(["anchor", "item", "commit", "source", "used as"], body)
 
@@ -223,9 +235,7 @@ def render(text: str, source: str = "config/paper.yaml") -> str:
         " (full in the table above). A setting an experiment does not state is `–` (the schema's default applies).",
         "",
     ]
-    paths: dict[str, None] = {}
-    for found in experiment_rows.values():
-        paths.update(dict.fromkeys(row.path for row in found))
+    paths = merged_order([[row.path for row in found] for found in experiment_rows.values()])
     by_path = {name: {row.path: row for row in found} for name, found in experiment_rows.items()}
     body = []
     for path in paths:
@@ -241,9 +251,7 @@ def render(text: str, source: str = "config/paper.yaml") -> str:
         if isinstance(fields.get("deviations"), SequenceNode):
             records += [(name, item) for item in fields["deviations"].value if isinstance(item, MappingNode)]
     if records:
-        columns: dict[str, None] = {}
-        for _, item in records:
-            columns.update(dict.fromkeys(field for field, _, _ in entries(item)))
+        columns = merged_order([[field for field, _, _ in entries(item)] for _, item in records])
         out += [
             "## Deviations",
             "",

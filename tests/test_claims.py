@@ -17,7 +17,7 @@ from scipy import stats as sps
 
 from conftest import ROOT, smoke_config
 from report_fixtures import write_fake_results
-from rlhf_bench.analysis import claims
+from rlhf_bench.analysis import claims, claims_file
 from rlhf_bench.config import ConfigError
 
 CLAIMS_YAML = ROOT / "config" / "claims.yaml"
@@ -40,7 +40,7 @@ def run_claims(results: Path, out: Path, claims_path: Path = CLAIMS_YAML) -> int
 
 
 def test_claims_file_has_every_claim_the_issue_lists():
-    settings = claims.load_claims(CLAIMS_YAML)
+    settings = claims_file.load_claims(CLAIMS_YAML)
     by_key = {(c.experiment, c.metric, c.test, c.policy): c for c in settings.claims}
     documented = {
         ("imdb-negative", "rm_accuracy_train"): 0.977,
@@ -70,14 +70,14 @@ def test_claims_file_has_every_claim_the_issue_lists():
 def test_quotes_are_verbatim_in_the_seed_files():
     if not SEEDS_DIR.is_dir():
         pytest.skip(f"{SEEDS_DIR} is not here (the write-ups live in shared/, beside the repository)")
-    for claim in claims.load_claims(CLAIMS_YAML).claims:
+    for claim in claims_file.load_claims(CLAIMS_YAML).claims:
         text = (SEEDS_DIR / claim.seed_file).read_text(encoding="utf-8")
         assert claim.quote in text, f"{claim.id}: quote not found in {claim.seed_file}"
 
 
 def test_documented_numbers_in_the_smoke_config_match_the_claims():
     """config.yaml's `documented` (shown in summary.csv) and claims.yaml must not drift apart."""
-    settings = claims.load_claims(CLAIMS_YAML)
+    settings = claims_file.load_claims(CLAIMS_YAML)
     claimed = {}
     for c in settings.claims:
         if c.test == "proportion_equivalence":
@@ -109,7 +109,7 @@ def test_broken_claims_files_give_one_line(mutate, message):
     raw = raw_claims()
     mutate(raw)
     with pytest.raises(ConfigError) as err:
-        claims.parse_claims(raw, "claims.yaml")
+        claims_file.parse_claims(raw, "claims.yaml")
     text = str(err.value)
     assert message in text and "\n" not in text and text.startswith("claims.yaml: ")
 
@@ -152,7 +152,7 @@ def comparable_claims(tmp_path_factory):
 
 def test_smoke_claims_csv_has_a_row_per_claim_all_not_comparable(smoke_claims):
     _, table = smoke_claims
-    ids = [c.id for c in claims.load_claims(CLAIMS_YAML).claims]
+    ids = [c.id for c in claims_file.load_claims(CLAIMS_YAML).claims]
     assert list(table.claim_id) == ids
     assert list(table.columns) == claims.COLUMNS
     assert set(table.verdict) == {"NOT COMPARABLE"}
@@ -263,7 +263,7 @@ def test_experiments_the_profile_does_not_run_are_listed_not_dropped(tmp_path):
     results = write_fake_results(tmp_path, experiments=("instruct-short",), benchmarks=False, n_prompts=8)
     assert run_claims(results, results / "claims.csv") == 0
     table = pd.read_csv(results / "claims.csv").set_index("claim_id")
-    assert len(table) == len(claims.load_claims(CLAIMS_YAML).claims)
+    assert len(table) == len(claims_file.load_claims(CLAIMS_YAML).claims)
     assert "not run: profile 'smoke' has no experiment 'hh-positive'" in table.loc["hh-ratio-base", "reason"]
 
 

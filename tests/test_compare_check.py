@@ -1,4 +1,4 @@
-"""Reruns against earlier bundles (rlhf_bench.analysis.compare) and the CI gate on required claims (rlhf_bench.analysis.check)."""
+"""Reruns against earlier bundles (analysis.compare) and the CI gate on required claims (analysis.check)."""
 
 from __future__ import annotations
 

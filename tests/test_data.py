@@ -10,6 +10,7 @@ import pytest
 from conftest import tiny_config
 from rlhf_bench.config import from_dict
 from rlhf_bench.io import StageError, sha256_file
+from rlhf_bench.layout import DATA_FILES
 from rlhf_bench.train import data, synthetic
 
 
@@ -22,7 +23,7 @@ def test_prepare_is_deterministic_and_checksummed(tmp_path, name):
     first = data.prepare(settings(name), tmp_path / "a")
     second = data.prepare(settings(name), tmp_path / "b")
     assert first == second
-    assert set(first) == set(data.OUTPUT_FILES)
+    assert set(first) == set(DATA_FILES)
     for file, digest in first.items():
         assert sha256_file(tmp_path / "a" / file) == digest
     assert json.loads((tmp_path / "a" / "checksums.json").read_text()) == first

@@ -79,19 +79,36 @@ def test_config_overrides_are_typed_as_yaml_types_them():
         validate(with_typed_overrides({**base, **bad}, bad), "--config")
 
 
-def test_rule_names_agree_across_rules_schema_report_and_aggregate():
-    """Rule names are written in rules/*.smk, the schema's `resources`, report.RULE_ORDER and
-    aggregate.STAGE_RULES: until they live in one place, this keeps the copies from drifting."""
+def test_rules_schema_and_modules_agree_with_layout():
+    """layout.py is the one place for rule names: rules/*.smk define exactly its rules, each shell runs the module
+    layout.MODULES names for it, the schema's `resources` take exactly its stages, and every stage module exists."""
+    import importlib.util
     import re
 
-    from rlhf_bench.analysis.aggregate import STAGE_RULES
-    from rlhf_bench.report.render import RULE_ORDER
+    from rlhf_bench.layout import MODULES, RULE_ORDER, STAGES
 
-    defined = {m for p in (ROOT / "rules").glob("*.smk") for m in re.findall(r"^rule (\w+):", p.read_text(), re.M)}
+    rules = {}
+    for path in (ROOT / "rules").glob("*.smk"):
+        for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", path.read_text(), re.M):
+            rules[name] = body
     schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
-    experiment = schema["$defs"]["experiment"]
-    resource_rules = set(experiment["properties"]["resources"]["propertyNames"]["enum"])
+    resource_rules = schema["$defs"]["experiment"]["properties"]["resources"]["propertyNames"]["enum"]
 
-    assert set(RULE_ORDER) | {"compare"} == defined
-    assert resource_rules == set(STAGE_RULES.values())
-    assert resource_rules <= defined
+    assert set(rules) == set(RULE_ORDER)
+    assert resource_rules == list(STAGES)
+    for rule, body in rules.items():
+        called = re.findall(r"python -m ([\w.]+)", body)
+        assert called == ([MODULES[rule]] if rule in MODULES else []), rule
+    for module in MODULES.values():
+        assert importlib.util.find_spec(module) is not None, module
+
+
+def test_producing_rule_is_the_stage_folder():
+    from rlhf_bench.layout import producing_rule
+
+    assert producing_rule("results/smoke/imdb-negative/evaluate/seed2/metrics.json") == "evaluate"
+    assert producing_rule("results/smoke/imdb-negative/reward/model/config.json") == "reward"
+    assert producing_rule("results/smoke/imdb-negative/data/checksums.json") == "data"
+    assert producing_rule("results/smoke/summary.csv") == "aggregate"
+    assert producing_rule("results/smoke/config.json") == "resolved_config"
+    assert producing_rule("elsewhere/notes.txt") == ""

@@ -228,8 +228,8 @@ def test_a_gpu_job_without_a_gpu_stops_at_once(tmp_path):
     result, _ = stage("ppo", *args, "--out", str(tmp_path / "ppo"), cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert [line for line in result.stderr.splitlines() if "error:" in line] == [
-        "rlhf_bench.train.ppo: error: ppo imdb-negative seed 0: this config needs a GPU (require_gpu: true) but torch sees "
-        "no CUDA device. Fix: run on a GPU node (the rule asks for resources gpu=1; apptainer needs --nv), or set "
+        "rlhf_bench.train.ppo: error: ppo imdb-negative seed 0: this config needs a GPU (require_gpu: true) but torch "
+        "sees no CUDA device. Fix: run on a GPU node (the rule asks for resources gpu=1; apptainer needs --nv), or set "
         "require_gpu: false."
     ]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from rlhf_bench.analysis import stats
+from rlhf_bench.analysis import power, proportions, stats
 from rlhf_bench.analysis.stats import mann_whitney_one_sided, t_interval, welch_t, wilson_interval
 
 Z95 = 1.959963984540054  # standard normal 97.5% quantile
@@ -149,75 +149,75 @@ def test_welch_t_edge_cases():
 
 def test_binomial_test_published_example():
     """R's binom.test documentation (Conover 1971, p. 97): 682 of 925 against p = 3/4, p-value 0.3825."""
-    assert stats.binomial_test(682, 925, 0.75) == pytest.approx(0.3825, abs=5e-5)
+    assert proportions.binomial_test(682, 925, 0.75) == pytest.approx(0.3825, abs=5e-5)
 
 
 def test_binomial_one_sided_equals_binomial_tail_sums():
-    assert stats.binomial_test(386, 400, 0.95, "greater") == pytest.approx(sps.binom.sf(385, 400, 0.95), rel=1e-9)
-    assert stats.binomial_test(386, 400, 0.99, "less") == pytest.approx(sps.binom.cdf(386, 400, 0.99), rel=1e-9)
+    assert proportions.binomial_test(386, 400, 0.95, "greater") == pytest.approx(sps.binom.sf(385, 400, 0.95), rel=1e-9)
+    assert proportions.binomial_test(386, 400, 0.99, "less") == pytest.approx(sps.binom.cdf(386, 400, 0.99), rel=1e-9)
 
 
 def test_binomial_zero_successes():
-    assert stats.binomial_test(0, 10, 0.5, "less") == pytest.approx(0.5**10)
-    assert stats.binomial_test(0, 10, 0.0, "two-sided") == 1.0
-    assert math.isnan(stats.binomial_test(0, 0, 0.5))
+    assert proportions.binomial_test(0, 10, 0.5, "less") == pytest.approx(0.5**10)
+    assert proportions.binomial_test(0, 10, 0.0, "two-sided") == 1.0
+    assert math.isnan(proportions.binomial_test(0, 0, 0.5))
 
 
 def test_binomial_tost_is_the_larger_one_sided_p():
     k, n, low, high = 386, 400, 0.953, 0.993
     expected = max(sps.binom.sf(k - 1, n, low), sps.binom.cdf(k, n, high))
-    assert stats.binomial_tost(k, n, low, high) == pytest.approx(expected, rel=1e-9)
+    assert proportions.binomial_tost(k, n, low, high) == pytest.approx(expected, rel=1e-9)
     # A band reaching past 1 has no upper null: only the lower test counts.
-    assert stats.binomial_tost(399, 400, 0.989, 1.009) == pytest.approx(sps.binom.sf(398, 400, 0.989), rel=1e-9)
+    assert proportions.binomial_tost(399, 400, 0.989, 1.009) == pytest.approx(sps.binom.sf(398, 400, 0.989), rel=1e-9)
     # 400 of 400 against a band ending at exactly 1: H0 p >= 1 cannot be rejected by a perfect count.
-    assert stats.binomial_tost(400, 400, 0.98, 1.0) == 1.0
+    assert proportions.binomial_tost(400, 400, 0.98, 1.0) == 1.0
 
 
 def test_binomial_outside_doubles_the_smaller_side():
     k, n, low, high = 300, 400, 0.953, 0.993
     expected = min(1.0, 2 * min(sps.binom.cdf(k, n, low), sps.binom.sf(k - 1, n, high)))
-    assert stats.binomial_outside(k, n, low, high) == pytest.approx(expected, rel=1e-9)
-    assert stats.binomial_outside(k, n, low, high) < 1e-10  # 75% is far below 95.3%
+    assert proportions.binomial_outside(k, n, low, high) == pytest.approx(expected, rel=1e-9)
+    assert proportions.binomial_outside(k, n, low, high) < 1e-10  # 75% is far below 95.3%
 
 
 def test_binomial_rejects_nan_and_impossible_counts():
     with pytest.raises(ValueError, match="binomial_test: successes and n must be numbers"):
-        stats.binomial_test(float("nan"), 10, 0.5)
+        proportions.binomial_test(float("nan"), 10, 0.5)
     with pytest.raises(ValueError, match="binomial_test: p0 is NaN"):
-        stats.binomial_test(3, 10, float("nan"))
+        proportions.binomial_test(3, 10, float("nan"))
     with pytest.raises(ValueError, match="binomial_tost: need 0 <= successes <= n"):
-        stats.binomial_tost(11, 10, 0.1, 0.2)
+        proportions.binomial_tost(11, 10, 0.1, 0.2)
 
 
 def test_newcomb_interval_published_example():
     """Newcomb (1998), Stat Med 17:873, example (a): 56/70 - 48/80, hybrid score interval 0.0524 to 0.3339."""
-    diff, low, high = stats.diff_proportions_interval(56, 70, 48, 80)
+    diff, low, high = proportions.diff_proportions_interval(56, 70, 48, 80)
     assert diff == pytest.approx(0.2)
     assert (low, high) == pytest.approx((0.0524, 0.3339), abs=5e-5)
 
 
 def test_newcomb_interval_on_ten_samples_is_wide():
     """The hh-positive figures (9/10 against 6/10): the documented rise of 0.3 is compatible with none."""
-    _, low, high = stats.diff_proportions_interval(9, 10, 6, 10)
+    _, low, high = proportions.diff_proportions_interval(9, 10, 6, 10)
     assert low < 0 < 0.3 < high
 
 
 def test_fisher_exact_equals_hypergeometric_tail():
     # 9/10 against 6/10: P(X >= 9) for X ~ hypergeometric(20 trials, 15 successes, 10 drawn).
     expected = sps.hypergeom.sf(8, 20, 15, 10)
-    assert stats.fisher_exact(9, 10, 6, 10, "greater") == pytest.approx(expected, rel=1e-9)
+    assert proportions.fisher_exact(9, 10, 6, 10, "greater") == pytest.approx(expected, rel=1e-9)
     assert expected > 0.05  # the documented rise is not significant on its own ten samples
 
 
 def test_two_proportion_tost_matches_statsmodels_and_one_sided_tests():
     from statsmodels.stats.proportion import tost_proportions_2indep
 
-    p = stats.tost_two_proportions(390, 400, 386, 400, -0.01, 0.01)
+    p = proportions.tost_two_proportions(390, 400, 386, 400, -0.01, 0.01)
     assert p == pytest.approx(tost_proportions_2indep(390, 400, 386, 400, -0.01, 0.01).pvalue)
-    lower = stats.two_proportions_test(390, 400, 386, 400, -0.01, "greater")
-    upper = stats.two_proportions_test(390, 400, 386, 400, 0.01, "less")
+    lower = proportions.two_proportions_test(390, 400, 386, 400, -0.01, "greater")
+    upper = proportions.two_proportions_test(390, 400, 386, 400, 0.01, "less")
     assert p == pytest.approx(max(lower, upper))
-    assert stats.tost_two_proportions(400, 400, 400, 400, -0.01, 0.01) < 0.05  # 100% vs 100%: no warning, no NaN
+    assert proportions.tost_two_proportions(400, 400, 400, 400, -0.01, 0.01) < 0.05  # 100% vs 100%: no warning, no NaN
 
 
 # ---------------------------------------------------------------------------- one sample
@@ -345,9 +345,9 @@ def test_cliffs_delta_counts_pairs():
 
 
 def test_iqm_is_the_mean_of_the_middle_half():
-    assert stats.iqm([1, 2, 3, 4, 5, 6, 7, 8]) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
+    assert power.iqm([1, 2, 3, 4, 5, 6, 7, 8]) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
     values = [9.0, 0.1, 0.5, 0.4, 0.45, 0.6, 0.55, 0.2]
-    assert stats.iqm(values) == pytest.approx(np.mean(np.sort(values)[2:6]))
+    assert power.iqm(values) == pytest.approx(np.mean(np.sort(values)[2:6]))
 
 
 def rliable_stratified_bootstrap(scores: np.ndarray, reps: int, rng) -> tuple[float, float]:
@@ -361,7 +361,7 @@ def rliable_stratified_bootstrap(scores: np.ndarray, reps: int, rng) -> tuple[fl
 def test_iqm_stratified_bootstrap_agrees_with_rliable_algorithm():
     rng = np.random.default_rng(3)
     scores = rng.normal(size=(10, 4)) + np.arange(4)  # 10 runs x 4 tasks with different levels
-    point, low, high = stats.iqm_stratified_bootstrap(scores, n_resamples=20_000, seed=1)
+    point, low, high = power.iqm_stratified_bootstrap(scores, n_resamples=20_000, seed=1)
     ref_low, ref_high = rliable_stratified_bootstrap(scores, 20_000, np.random.default_rng(2))
     assert point == pytest.approx(sps.trim_mean(scores.ravel(), 0.25))
     # Two independent Monte-Carlo estimates of the same percentiles.
@@ -371,13 +371,13 @@ def test_iqm_stratified_bootstrap_agrees_with_rliable_algorithm():
 
 def test_iqm_bootstrap_is_seeded_and_edge_cases():
     values = [0.53, 0.72, 0.67]
-    assert stats.iqm_stratified_bootstrap(values, seed=0) == stats.iqm_stratified_bootstrap(values, seed=0)
-    point, low, high = stats.iqm_stratified_bootstrap([0.7])  # one seed: no spread to resample
+    assert power.iqm_stratified_bootstrap(values, seed=0) == power.iqm_stratified_bootstrap(values, seed=0)
+    point, low, high = power.iqm_stratified_bootstrap([0.7])  # one seed: no spread to resample
     assert point == 0.7 and math.isnan(low) and math.isnan(high)
-    assert stats.iqm_stratified_bootstrap([0.25, 0.25, 0.25]) == (0.25, 0.25, 0.25)
-    assert all(math.isnan(x) for x in stats.iqm_stratified_bootstrap([]))
+    assert power.iqm_stratified_bootstrap([0.25, 0.25, 0.25]) == (0.25, 0.25, 0.25)
+    assert all(math.isnan(x) for x in power.iqm_stratified_bootstrap([]))
     with pytest.raises(ValueError, match="iqm_stratified_bootstrap: scores contains NaN"):
-        stats.iqm_stratified_bootstrap([0.1, float("nan"), 0.3])
+        power.iqm_stratified_bootstrap([0.1, float("nan"), 0.3])
 
 
 # ------------------------------------------------------------------------- Holm and power
@@ -385,18 +385,18 @@ def test_iqm_bootstrap_is_seeded_and_edge_cases():
 
 def test_holm_matches_hand_computation_and_keeps_nan():
     # Holm (1979): sorted p times (m - rank + 1), running maximum, capped at 1. m = 4 (the NaN is not tested).
-    adjusted = stats.holm([0.01, 0.04, float("nan"), 0.03, 0.005])
+    adjusted = power.holm([0.01, 0.04, float("nan"), 0.03, 0.005])
     assert adjusted[:2] == pytest.approx([0.03, 0.06])
     assert math.isnan(adjusted[2])
     assert adjusted[3:] == pytest.approx([0.06, 0.02])
-    assert stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
-    assert all(math.isnan(p) for p in stats.holm([float("nan")]))
+    assert power.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert all(math.isnan(p) for p in power.holm([float("nan")]))
 
 
 def test_mde_one_sample_has_the_stated_power():
     """Plug the detectable d back into the noncentral t distribution: the power is 0.8."""
     for n, alternative in ((3, "greater"), (5, "two-sided"), (10, "less")):
-        shift, d = stats.mde_one_sample(n, 0.1, alternative=alternative)
+        shift, d = power.mde_one_sample(n, 0.1, alternative=alternative)
         assert shift == pytest.approx(d * 0.1) and d > 0
         nc = d * math.sqrt(n)
         if alternative == "two-sided":
@@ -408,7 +408,7 @@ def test_mde_one_sample_has_the_stated_power():
 
 
 def test_mde_two_sample_has_the_stated_power():
-    shift, d = stats.mde_two_sample(3, 3, 0.05, alternative="greater")
+    shift, d = power.mde_two_sample(3, 3, 0.05, alternative="greater")
     nc, df = d * math.sqrt(3 / 2), 4
     assert sps.nct.sf(sps.t.ppf(0.95, df), df, nc) == pytest.approx(0.8, abs=1e-4)
     assert shift == pytest.approx(d * 0.05)
@@ -416,7 +416,7 @@ def test_mde_two_sample_has_the_stated_power():
 
 
 def test_mde_proportion_has_the_stated_power():
-    drop, h = stats.mde_proportion(400, 0.973)
+    drop, h = power.mde_proportion(400, 0.973)
     p1 = 0.973 - drop
     assert 2 * math.asin(math.sqrt(0.973)) - 2 * math.asin(math.sqrt(p1)) == pytest.approx(h)
     z = sps.norm.ppf(0.975)
@@ -424,11 +424,11 @@ def test_mde_proportion_has_the_stated_power():
 
 
 def test_mde_edge_cases():
-    assert all(math.isnan(x) for x in stats.mde_one_sample(1, 0.1))  # one seed: no test
-    shift, d = stats.mde_one_sample(3, 0.0)  # all equal: no scale for the effect
+    assert all(math.isnan(x) for x in power.mde_one_sample(1, 0.1))  # one seed: no test
+    shift, d = power.mde_one_sample(3, 0.0)  # all equal: no scale for the effect
     assert math.isnan(shift) and d > 0
-    assert all(math.isnan(x) for x in stats.mde_two_sample(1, 3, 0.1))
-    assert all(math.isnan(x) for x in stats.mde_proportion(0, 0.9))
+    assert all(math.isnan(x) for x in power.mde_two_sample(1, 3, 0.1))
+    assert all(math.isnan(x) for x in power.mde_proportion(0, 0.9))
 
 
 def test_what_an_interval_on_ten_samples_is():
@@ -436,4 +436,4 @@ def test_what_an_interval_on_ten_samples_is():
     low, high = wilson_interval(6, 10)
     assert (low, high) == pytest.approx(wilson_closed_form(6, 10), abs=1e-9)
     assert (round(low, 2), round(high, 2)) == (0.31, 0.83)
-    assert stats.mde_proportion(10, 0.6)[0] > 0.35  # a drop from 0.6 to below 0.25 is all ten samples can see
+    assert power.mde_proportion(10, 0.6)[0] > 0.35  # a drop from 0.6 to below 0.25 is all ten samples can see

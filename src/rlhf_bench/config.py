@@ -19,7 +19,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import best_match
 
-from rlhf_bench.io import StageError
+from rlhf_bench.io import StageError, read_yaml
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 SCHEMA_PATH = PACKAGE_ROOT / "schema.yaml"
@@ -135,12 +135,48 @@ class RewardModelSettings:
 
 
 @dataclass(frozen=True)
+class LoraSettings:
+    """The LoRA adapter of PPO (peft 0.5.0 LoraConfig(r, lora_alpha, lora_dropout, target_modules))."""
+
+    enabled: bool
+    """Train a LoRA adapter (the reference model is the policy with the adapter disabled); false: fine-tune
+    the whole policy against a frozen copy, as TRL's example without --use_peft (the fields below unused)."""
+    r: int
+    """LoRA rank."""
+    alpha: int
+    """LoRA scaling numerator (peft lora_alpha)."""
+    dropout: float
+    """LoRA dropout (peft lora_dropout)."""
+    target_modules: list[str]
+    """Module names LoRA wraps (`c_attn` for GPT-2)."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How responses are sampled, in PPO rollouts and in evaluation alike: transformers generate() keyword
+    arguments of the same names, always with do_sample=True (rlhf_bench.train.policy.generation_kwargs)."""
+
+    max_new_tokens: int
+    """Tokens generated per response (a PPO rollout or an answer to a held-out prompt)."""
+    temperature: float
+    """Sampling temperature. trl 0.7.4 needs 1.0 with top_k=0/top_p=1.0 during PPO for an unbiased KL."""
+    top_k: int
+    """Top-k filtering; 0 disables it (required for a correct KL estimate in trl 0.7.4)."""
+    top_p: float
+    """Nucleus filtering; 1.0 disables it (required for a correct KL estimate in trl 0.7.4)."""
+
+
+@dataclass(frozen=True)
 class PPOSettings:
+    """Every field named as a field of trl 0.7.4's PPOConfig means that field and is passed to it as such
+    (rlhf_bench.train.ppo.trl_ppo_config); the others (reward, lora, gradient_checkpointing,
+    mixed_precision) are ours."""
+
     reward: str
     """`reward_model`: the trained reward model's score; `negative_word_count`: minus the response's word
     count (seed 000 part 2)."""
     steps: int
-    """PPO iterations (one batch of rollouts each)."""
+    """PPO iterations (one batch of rollouts each); our loop runs them (PPOConfig.steps only names them)."""
     batch_size: int
     """Rollouts per iteration (trl PPOConfig.batch_size)."""
     mini_batch_size: int
@@ -153,8 +189,9 @@ class PPOSettings:
     """Initial KL penalty coefficient."""
     adap_kl_ctrl: bool
     """Adaptive KL control (Ziegler et al. 2019), as trl's AdaptiveKLController."""
-    target_kl: float
-    """Target KL of the adaptive controller (trl PPOConfig.target)."""
+    target: float
+    """Target KL of the adaptive controller (trl PPOConfig.target; trl's PPOConfig.target_kl is something
+    else, early stopping's threshold, which stays off)."""
     horizon: float
     """Horizon of the adaptive controller."""
     gamma: float
@@ -170,36 +207,19 @@ class PPOSettings:
     ratio_threshold: float
     """trl skips a mini-batch whose mean policy ratio exceeds this (loss spikes on very short responses);
     skipped batches are counted in train_log.csv."""
-    score_scaling: bool
-    """Divide rewards by their running std (trl use_score_scaling): a reward in words (-30) otherwise swamps
-    the value head; the ordering of rewards, hence the objective, is unchanged."""
-    score_norm: bool
-    """With score_scaling, also subtract the running mean (trl use_score_norm)."""
+    use_score_scaling: bool
+    """Divide rewards by their running std: a reward in words (-30) otherwise swamps the value head; the
+    ordering of rewards, hence the objective, is unchanged."""
+    use_score_norm: bool
+    """With use_score_scaling, also subtract the running mean."""
     score_clip: float | None
     """Clip rewards to [-score_clip, score_clip] after scaling (trl score_clip); null: no clipping."""
-    max_new_tokens: int
-    """Tokens generated per rollout."""
-    temperature: float
-    """Sampling temperature during PPO. trl 0.7.4 needs 1.0 with top_k=0/top_p=1.0 for an unbiased KL."""
-    top_k: int
-    """0 disables top-k filtering (required for a correct KL estimate in trl 0.7.4)."""
-    top_p: float
-    """1.0 disables nucleus filtering (required for a correct KL estimate in trl 0.7.4)."""
-    lora_r: int
-    """LoRA rank."""
-    lora_alpha: int
-    """LoRA scaling numerator."""
-    lora_dropout: float
-    """LoRA dropout."""
-    lora_target_modules: list[str]
-    """Module names LoRA wraps (`c_attn` for GPT-2)."""
+    lora: LoraSettings
+    """The LoRA adapter PPO trains (peft LoraConfig), or none (`enabled: false`)."""
     gradient_checkpointing: bool
     """Trade compute for memory (needs enable_input_require_grads() with LoRA)."""
     mixed_precision: str
     """`no`, `fp16` or `bf16` (accelerate); fp16 + LoRA can produce NaN weights, which stop the job."""
-    lora: bool = True
-    """Train a LoRA adapter (the reference model is the policy with the adapter disabled); false: fine-tune
-    the whole policy against a frozen copy, as TRL's example without --use_peft."""
 
 
 @dataclass(frozen=True)
@@ -210,14 +230,10 @@ class EvalSettings:
     judge_input: str
     """What the judge reads: `full` (prompt + response: a review's prefix and continuation) or `response`
     (the Assistant's reply alone, for dialogues whose Human turns carry their own sentiment)."""
-    max_new_tokens: int
-    """Tokens generated per held-out prompt."""
-    temperature: float
-    """Sampling temperature for both policies."""
-    top_k: int
-    """Top-k for both policies (0: off)."""
-    top_p: float
-    """Nucleus sampling for both policies (1.0: off)."""
+    generation: GenerationSettings
+    """How both policies sample their answers: the experiment's `generation`, with any of its keys given here
+    replacing its value for evaluation only (e.g. to keep the documented sampling where apply_sound_settings
+    makes PPO's plain)."""
     batch_size: int
     """Prompts generated and scored together."""
     judge_model: str = ""
@@ -257,12 +273,15 @@ class Experiment:
     """Optional language-model training of the policy."""
     policy: str
     """`sft` (the sft stage's output) or a hub id/directory of a causal LM."""
-    reward_model: RewardModelSettings
-    """Reward-model training."""
+    reward: RewardModelSettings
+    """Reward-model training (the reward stage)."""
     ppo: PPOSettings
-    """PPO with a LoRA adapter."""
-    evaluation: EvalSettings
-    """Base vs RLHF evaluation on held-out prompts."""
+    """PPO, with a LoRA adapter or on the whole policy."""
+    generation: GenerationSettings
+    """How responses are sampled, in PPO's rollouts and (unless `evaluate.generation` says otherwise) in
+    evaluation."""
+    evaluate: EvalSettings
+    """Base vs RLHF evaluation on held-out prompts (the evaluate stage)."""
     deviations: list[dict] = field(default_factory=list)
     """Where the config departs from the documented setting, or where faithful and sound disagree:
     {setting, documented, ours, sound, why}; `ours` is filled from the config at `setting`."""
@@ -359,10 +378,68 @@ def _describe(error, source: str) -> str:
     return f"{source}: {where}: {error.message}. Fix: see config/schema.yaml for the allowed values."
 
 
+# Keys of an experiment that were renamed (old path -> new path, both inside the experiment): stage blocks
+# take their stage's name, PPO fields trl's PPOConfig names, LoRA and sampling settings their own blocks.
+RENAMED = {
+    "reward_model": "reward",
+    "evaluation": "evaluate",
+    "ppo.target_kl": "ppo.target",
+    "ppo.score_scaling": "ppo.use_score_scaling",
+    "ppo.score_norm": "ppo.use_score_norm",
+    "ppo.lora_r": "ppo.lora.r",
+    "ppo.lora_alpha": "ppo.lora.alpha",
+    "ppo.lora_dropout": "ppo.lora.dropout",
+    "ppo.lora_target_modules": "ppo.lora.target_modules",
+    **{f"ppo.{key}": f"generation.{key}" for key in ("max_new_tokens", "temperature", "top_k", "top_p")},
+    **{f"evaluate.{key}": f"generation.{key}" for key in ("max_new_tokens", "temperature", "top_k", "top_p")},
+}
+
+
+def _renamed(path: str) -> str | None:
+    """The new name of an old key path (or of a path below one), else None."""
+    for old, new in RENAMED.items():
+        if path == old or path.startswith(old + "."):
+            return new + path[len(old) :]
+    return None
+
+
+def _check_renamed(raw: dict, source: str) -> None:
+    """One line naming the new key for the first renamed key in use, before the schema's generic complaint."""
+    experiments = raw.get("experiments")
+    if not isinstance(experiments, dict):
+        return
+    for name, exp in experiments.items():
+        if not isinstance(exp, dict):
+            continue
+        where = f"{source}: experiments.{name}"
+        for old, new in RENAMED.items():
+            *blocks, key = old.split(".")
+            block = exp
+            for part in blocks:
+                block = block.get(part) if isinstance(block, dict) else None
+            if isinstance(block, dict) and key in block:
+                also = f" (or evaluate.generation.{key} to sample unlike PPO)" if blocks == ["evaluate"] else ""
+                raise ConfigError(f"{where}.{old} was renamed: use experiments.{name}.{new}{also}.")
+        ppo = exp.get("ppo")
+        if isinstance(ppo, dict) and isinstance(ppo.get("lora"), bool):  # was `lora: true/false`
+            value = str(ppo["lora"]).lower()
+            raise ConfigError(
+                f"{where}.ppo.lora: {value} was renamed: use experiments.{name}.ppo.lora.enabled: {value}."
+            )
+        for index, deviation in enumerate(exp.get("deviations") or []):
+            setting = deviation.get("setting") if isinstance(deviation, dict) else None
+            new = (
+                "ppo.lora.enabled" if setting == "ppo.lora" else _renamed(setting) if isinstance(setting, str) else None
+            )
+            if new is not None:
+                raise ConfigError(f"{where}.deviations[{index}].setting: '{setting}' was renamed: use '{new}'.")
+
+
 def validate(raw: dict, source: str = "config") -> dict:
     """Validate `raw` against the schema and return a copy with defaults filled in; ConfigError otherwise."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(raw).__name__}.")
+    _check_renamed(raw, source)
     filled = copy.deepcopy(raw)
     error = best_match(_DefaultFillingValidator(load_schema()).iter_errors(filled))
     if error is not None:
@@ -377,7 +454,7 @@ def validate(raw: dict, source: str = "config") -> dict:
 
 
 def _apply_deviations(filled: dict, source: str) -> bool:
-    """Resolve each deviation's `setting` (e.g. `ppo.temperature`) in its experiment; with
+    """Resolve each deviation's `setting` (e.g. `generation.temperature`) in its experiment; with
     apply_sound_settings put its `sound` value there; record the value that runs as `ours`.
 
     A `setting` that names no config value is a description (e.g. how prompts are chosen): it needs `ours`
@@ -395,7 +472,7 @@ def _apply_deviations(filled: dict, source: str) -> bool:
                 if "sound" in deviation or "ours" not in deviation:
                     raise ConfigError(
                         f"{where}.setting: '{deviation['setting']}' names no setting of the experiment, so its "
-                        "value cannot be applied or read. Fix: name one (e.g. ppo.temperature), or describe it "
+                        "value cannot be applied or read. Fix: name one (e.g. generation.temperature), or describe it "
                         "with `ours` and without `sound`."
                     )
                 continue
@@ -413,9 +490,9 @@ def _check_experiment(name: str, exp: dict, source: str) -> None:
         raise ConfigError(f"{where}.policy: 'sft' needs sft.enabled: true. Fix: enable sft or name a causal LM.")
     if exp["ppo"]["reward"] == "reward_model" and exp["ppo"]["batch_size"] % exp["ppo"]["mini_batch_size"]:
         raise ConfigError(f"{where}.ppo.mini_batch_size: must divide ppo.batch_size. Fix: change one of them.")
-    if exp["evaluation"]["judge"] == "classifier" and not exp["evaluation"]["judge_model"]:
+    if exp["evaluate"]["judge"] == "classifier" and not exp["evaluate"]["judge_model"]:
         raise ConfigError(
-            f"{where}.evaluation.judge_model: empty, but judge is `classifier`. Fix: name a sequence classifier "
+            f"{where}.evaluate.judge_model: empty, but judge is `classifier`. Fix: name a sequence classifier "
             "(hub id@revision or directory)."
         )
     low, high = exp["data"]["prompt_words"]
@@ -436,6 +513,7 @@ def from_dict(raw: dict, source: str = "config") -> Config:
     filled = validate(raw, source)
     experiments = {}
     for name, exp in filled["experiments"].items():
+        generation = _build(GenerationSettings, exp["generation"])
         experiments[name] = Experiment(
             name=name,
             description=exp["description"],
@@ -445,9 +523,13 @@ def from_dict(raw: dict, source: str = "config") -> Config:
             data=_build(DataSettings, exp["data"]),
             sft=_build(SFTSettings, exp["sft"]),
             policy=exp["policy"],
-            reward_model=_build(RewardModelSettings, exp["reward_model"]),
-            ppo=_build(PPOSettings, exp["ppo"]),
-            evaluation=_build(EvalSettings, exp["evaluation"]),
+            reward=_build(RewardModelSettings, exp["reward"]),
+            ppo=_build(PPOSettings, {**exp["ppo"], "lora": _build(LoraSettings, exp["ppo"]["lora"])}),
+            generation=generation,
+            evaluate=_build(
+                EvalSettings,
+                {**exp["evaluate"], "generation": dataclasses.replace(generation, **exp["evaluate"]["generation"])},
+            ),
             deviations=[dict(d) for d in exp["deviations"]],
             resources={rule: dict(values) for rule, values in exp["resources"].items()},
         )
@@ -458,22 +540,14 @@ def from_dict(raw: dict, source: str = "config") -> Config:
 def load(path: str | Path) -> Config:
     """Read a YAML or JSON config file; ConfigError (one line) on anything that cannot run."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config ({exc.strerror}). Fix: check the path.") from None
     if path.suffix == ".json":  # what stages read (write_resolved); YAML 1.1 would read 5e-05 as a string
         try:
-            return from_dict(json.loads(text), str(path))
+            return from_dict(json.loads(path.read_text()), str(path))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config ({exc.strerror}). Fix: check the path.") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: line {exc.lineno} is not valid JSON ({exc.msg}).") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)}).") from None
-    return from_dict(raw, str(path))
+    return from_dict(read_yaml(path, "config", ConfigError), str(path))
 
 
 def config_sha256(raw: dict) -> str:

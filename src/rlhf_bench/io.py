@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import yaml
 
 
 class StageError(RuntimeError):
@@ -120,6 +121,21 @@ def read_table(path: str | Path, columns: tuple[str, ...], kind: str = "csv") ->
     if missing:
         raise StageError(f"{path}: missing column(s) {', '.join(missing)}")
     return frame
+
+
+def read_yaml(path: str | Path, what: str, error: type[StageError] = StageError):
+    """A YAML file's data; an unreadable file or bad YAML is one line of `error` naming the file and the line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what} ({exc.strerror}). Fix: check the path.") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise error(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)}).") from None
 
 
 def read_checksums(data_dir: str | Path) -> dict[str, str]:

@@ -29,28 +29,20 @@ DIFFERENT, 2 when a bundle is missing or malformed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rlhf_bench.analysis import stats
-from rlhf_bench.analysis.aggregate import (
-    InputError,
-    load_config,
-    load_seed_metrics,
-    ordered_metrics,
-    read_json,
-    staged_outputs,
-)
-from rlhf_bench.analysis.claims import DEFAULT_CLAIMS, RM_METRICS, fmt, fmt_p, load_claims
-from rlhf_bench.config import ConfigError
+from rlhf_bench.analysis import proportions, stats
+from rlhf_bench.analysis.aggregate import load_seed_metrics, ordered_metrics, pair_counts, rm_metrics_file
+from rlhf_bench.analysis.claims_file import DEFAULT_CLAIMS, load_claims
+from rlhf_bench.analysis.metrics import CONFIDENCE, RM_METRICS, fmt, fmt_p
+from rlhf_bench.io import StageError, field, read_json, staged_outputs
+from rlhf_bench.runtime import Stage
 
-CONFIDENCE = 0.95
 # Provenance keys that differ between any two runs by nature: they would bury the differences that matter.
 VOLATILE = ("started_utc", "seconds", "command")
 METRIC_COLUMNS = [
@@ -60,14 +52,26 @@ METRIC_COLUMNS = [
 PROVENANCE_COLUMNS = ["category", "key", "value_a", "value_b", "n_files", "files"]
 
 
+def bundle_config(path: Path) -> dict:
+    """A bundle's resolved config, read for its seeds and experiment names only: an earlier bundle may predate
+    the current config schema, so it is not validated against it."""
+    config = read_json(path)
+    seeds = field(config, "seeds", path)
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise StageError(f"{path}: field 'seeds' must be a non-empty list of integers, found {seeds!r}")
+    if not isinstance(field(config, "experiments", path), dict) or not config["experiments"]:
+        raise StageError(f"{path}: field 'experiments' must be a non-empty mapping")
+    return config
+
+
 class Bundle:
     """One results directory: its resolved config, per-seed metrics, pair counts and provenance files."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         if not self.path.is_dir():
-            raise InputError(f"{self.path}: not a directory. Fix: pass a results bundle (results/<profile>).")
-        self.config = load_config(self.path / "config.json")
+            raise StageError(f"{self.path}: not a directory. Fix: pass a results bundle (results/<profile>).")
+        self.config = bundle_config(self.path / "config.json")
         self.metrics = load_seed_metrics(self.config, self.path)
 
     @property
@@ -82,11 +86,8 @@ class Bundle:
         return rows.set_index("seed")["value"].dropna()
 
     def pair_counts(self, experiment: str, split: str) -> tuple[int, int]:
-        path = self.path / experiment / "reward" / "rm_metrics.json"
-        counts = read_json(path).get(split) or {}
-        if "n_correct" not in counts or "n_pairs" not in counts:
-            raise InputError(f"{path}: missing field '{split}.n_correct' or '{split}.n_pairs'")
-        return int(counts["n_correct"]), int(counts["n_pairs"])
+        path = rm_metrics_file(self.path, experiment)
+        return pair_counts(read_json(path), split, path)
 
     def json_files(self) -> dict[str, dict]:
         """Every provenance.json and checksums.json, and config.json, by path relative to the bundle."""
@@ -149,13 +150,13 @@ def compare_proportion(earlier: tuple[int, int], later: tuple[int, int], margin:
     """Difference of two reward-model accuracies (independent proportions: the pairs are not matched here)."""
     (ka, na), (kb, nb) = earlier, later
     row = {"n_seeds_a": math.nan, "n_seeds_b": math.nan, "mean_a": ka / na, "mean_b": kb / nb, "margin": margin}
-    row["difference"], row["ci_low"], row["ci_high"] = stats.diff_proportions_interval(kb, nb, ka, na, CONFIDENCE)
+    row["difference"], row["ci_low"], row["ci_high"] = proportions.diff_proportions_interval(kb, nb, ka, na, CONFIDENCE)
     row["design"] = "two proportions (Newcomb, Agresti-Caffo)"
     if (ka, na) == (kb, nb):
         return {**row, "status": "IDENTICAL", "p_equivalence": 0.0, "p_outside": 1.0}
-    row["p_equivalence"] = stats.tost_two_proportions(kb, nb, ka, na, -margin, margin)
-    below = stats.two_proportions_test(kb, nb, ka, na, -margin, "less")
-    above = stats.two_proportions_test(kb, nb, ka, na, margin, "greater")
+    row["p_equivalence"] = proportions.tost_two_proportions(kb, nb, ka, na, -margin, margin)
+    below = proportions.two_proportions_test(kb, nb, ka, na, -margin, "less")
+    above = proportions.two_proportions_test(kb, nb, ka, na, margin, "greater")
     row["p_outside"] = stats.outside_p(below, above)
     row["status"] = status_of(row["p_equivalence"], row["p_outside"], alpha)
     return row
@@ -291,29 +292,26 @@ def compare(path_a: Path, path_b: Path, claims_path: Path = DEFAULT_CLAIMS):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m rlhf_bench.analysis.compare",
-        description="Compare a rerun's results bundle with an earlier one.",
-    )
-    parser.add_argument("bundle_a", type=Path, help="the earlier bundle (a results/<profile> directory)")
-    parser.add_argument("bundle_b", type=Path, help="the rerun's bundle")
-    parser.add_argument("--claims", type=Path, default=DEFAULT_CLAIMS, help="claims file with rerun_margins")
-    parser.add_argument("--out-dir", type=Path, help="write metrics.csv, provenance.csv and summary.md here")
-    parser.add_argument("--fail-on-difference", action="store_true", help="exit 1 when a metric is DIFFERENT")
-    args = parser.parse_args(argv)
-    try:
+    stage = Stage("compare", "Compare a rerun's results bundle with an earlier one.", config=False)
+    stage.parser.add_argument("bundle_a", type=Path, help="the earlier bundle (a results/<profile> directory)")
+    stage.parser.add_argument("bundle_b", type=Path, help="the rerun's bundle")
+    stage.parser.add_argument("--claims", type=Path, default=DEFAULT_CLAIMS, help="claims file with rerun_margins")
+    stage.parser.add_argument("--out-dir", type=Path, help="write metrics.csv, provenance.csv and summary.md here")
+    stage.parser.add_argument("--fail-on-difference", action="store_true", help="exit 1 when a metric is DIFFERENT")
+
+    def body(run):
+        args = run.args
         metrics, provenance, claims, text = compare(args.bundle_a, args.bundle_b, args.claims)
-    except (InputError, ConfigError) as err:
-        print(f"rlhf_bench.analysis.compare: error: {err}", file=sys.stderr)
-        return 2
-    if args.out_dir is not None:
-        with staged_outputs(args.out_dir) as staging:  # all three files or none
-            metrics.to_csv(staging / "metrics.csv", index=False)
-            provenance.to_csv(staging / "provenance.csv", index=False)
-            (staging / "summary.md").write_text(text, encoding="utf-8")
-    print(text, end="")
-    return 1 if args.fail_on_difference and (metrics.status == "DIFFERENT").any() else 0
+        if args.out_dir is not None:
+            with staged_outputs(args.out_dir) as staging:  # all three files or none
+                metrics.to_csv(staging / "metrics.csv", index=False)
+                provenance.to_csv(staging / "provenance.csv", index=False)
+                (staging / "summary.md").write_text(text, encoding="utf-8")
+        print(text, end="")
+        return 1 if args.fail_on_difference and (metrics.status == "DIFFERENT").any() else 0
+
+    return stage.run(body, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

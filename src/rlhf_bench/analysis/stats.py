@@ -1,4 +1,7 @@
-"""Statistics of the aggregate, claims and compare stages: intervals, tests, effect sizes, power.
+"""Statistics over seeds for the aggregate, claims and compare stages: intervals, tests, effect sizes.
+
+Pair counts (reward-model accuracy) are tested in analysis/proportions.py; Holm, power and the IQM bootstrap
+are in analysis/power.py; both share the conventions and checks here.
 
 Thin wrappers around scipy and statsmodels. They exist so that every caller gets the same conventions:
 NaN input is an error (a NaN that slips into a mean or a rank test silently changes the answer), degenerate
@@ -18,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats as sps
-from statsmodels.stats import multitest, power, proportion, weightstats
+from statsmodels.stats import weightstats
 
 ALTERNATIVES = ("greater", "less", "two-sided")
 # statsmodels names the one-sided alternatives differently.
@@ -158,114 +161,6 @@ def outside_p(p_below: float, p_above: float) -> float:
     if math.isnan(p_below) or math.isnan(p_above):
         return math.nan
     return min(1.0, 2.0 * min(p_below, p_above))
-
-
-# ------------------------------------------------------------------------------------ proportions
-
-
-def binomial_test(successes: int, n: int, p0: float, alternative: str = "two-sided") -> float:
-    """Exact binomial test of a proportion against p0 (scipy.stats.binomtest): its p-value.
-
-    Used for a reward model's pairwise accuracy against the documented one. p0 may be 0 or 1 (a null that
-    only a perfect count is consistent with); n == 0 gives NaN.
-    """
-    _check_alternative(alternative, "binomial_test")
-    successes, n = _counts(successes, n, "binomial_test")
-    p0 = _finite_number(p0, "p0", "binomial_test")
-    if not 0.0 <= p0 <= 1.0:
-        raise ValueError(f"binomial_test: p0 must lie in [0, 1], got {p0}")
-    if n == 0:
-        return math.nan
-    return float(sps.binomtest(successes, n, p0, alternative=alternative).pvalue)
-
-
-def binomial_tost(successes: int, n: int, low: float, high: float) -> float:
-    """Exact-binomial TOST p-value that the proportion lies inside (low, high).
-
-    Two one-sided exact tests, H0: p <= low and H0: p >= high; the TOST p is the larger. A bound beyond
-    [0, 1] has no null to reject on that side (its p is 0).
-    """
-    successes, n = _counts(successes, n, "binomial_tost")
-    if not low < high:
-        raise ValueError(f"binomial_tost: need low < high, got {low}, {high}")
-    if n == 0:
-        return math.nan
-    p_low = binomial_test(successes, n, low, "greater") if low >= 0.0 else 0.0
-    p_high = binomial_test(successes, n, high, "less") if high <= 1.0 else 0.0
-    return max(p_low, p_high)
-
-
-def binomial_outside(successes: int, n: int, low: float, high: float) -> float:
-    """Exact-binomial p-value that the proportion lies outside [low, high] (see outside_p)."""
-    successes, n = _counts(successes, n, "binomial_outside")
-    if n == 0:
-        return math.nan
-    p_below = binomial_test(successes, n, low, "less") if low >= 0.0 else 1.0
-    p_above = binomial_test(successes, n, high, "greater") if high <= 1.0 else 1.0
-    return outside_p(p_below, p_above)
-
-
-def diff_proportions_interval(
-    successes_a: int, n_a: int, successes_b: int, n_b: int, confidence: float = 0.95
-) -> tuple[float, float, float]:
-    """Difference p_a - p_b of two independent proportions with Newcomb's hybrid-score interval.
-
-    Newcomb's interval is built from the two Wilson intervals (statsmodels confint_proportions_2indep), so it
-    behaves near 0 and 1 and on ten samples, where the Wald interval does not.
-    """
-    _check_confidence(confidence, "diff_proportions_interval")
-    successes_a, n_a = _counts(successes_a, n_a, "diff_proportions_interval")
-    successes_b, n_b = _counts(successes_b, n_b, "diff_proportions_interval")
-    if n_a == 0 or n_b == 0:
-        return (math.nan, math.nan, math.nan)
-    low, high = proportion.confint_proportions_2indep(
-        successes_a, n_a, successes_b, n_b, method="newcomb", compare="diff", alpha=1 - confidence
-    )
-    return (successes_a / n_a - successes_b / n_b, float(low), float(high))
-
-
-def fisher_exact(successes_a: int, n_a: int, successes_b: int, n_b: int, alternative: str) -> float:
-    """Fisher's exact test of p_a against p_b ('greater': p_a > p_b); its p-value."""
-    _check_alternative(alternative, "fisher_exact")
-    successes_a, n_a = _counts(successes_a, n_a, "fisher_exact")
-    successes_b, n_b = _counts(successes_b, n_b, "fisher_exact")
-    if n_a == 0 or n_b == 0:
-        return math.nan
-    table = [[successes_a, n_a - successes_a], [successes_b, n_b - successes_b]]
-    return float(sps.fisher_exact(table, alternative=alternative).pvalue)
-
-
-def two_proportions_test(
-    successes_a: int, n_a: int, successes_b: int, n_b: int, value: float, alternative: str
-) -> float:
-    """p-value of the test that p_a - p_b exceeds / falls short of value (statsmodels test_proportions_2indep,
-    Agresti-Caffo: it adds one success and one failure to each group, so 400 of 400 is no special case)."""
-    _check_alternative(alternative, "two_proportions_test")
-    successes_a, n_a = _counts(successes_a, n_a, "two_proportions_test")
-    successes_b, n_b = _counts(successes_b, n_b, "two_proportions_test")
-    if n_a == 0 or n_b == 0:
-        return math.nan
-    with warnings.catch_warnings():
-        # statsmodels also computes an odds ratio, which divides by zero at 0% or 100%; it is not used here.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = proportion.test_proportions_2indep(
-            successes_a, n_a, successes_b, n_b, value=value, compare="diff", alternative=SM_ALTERNATIVE[alternative]
-        )
-    return float(res.pvalue)
-
-
-def tost_two_proportions(successes_a: int, n_a: int, successes_b: int, n_b: int, low: float, high: float) -> float:
-    """TOST p-value that p_a - p_b lies inside (low, high) (statsmodels tost_proportions_2indep, Agresti-Caffo)."""
-    if not low < high:
-        raise ValueError(f"tost_two_proportions: need low < high, got {low}, {high}")
-    successes_a, n_a = _counts(successes_a, n_a, "tost_two_proportions")
-    successes_b, n_b = _counts(successes_b, n_b, "tost_two_proportions")
-    if n_a == 0 or n_b == 0:
-        return math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # the unused odds ratio, as in two_proportions_test
-        res = proportion.tost_proportions_2indep(successes_a, n_a, successes_b, n_b, low, high, compare="diff")
-    return float(res.pvalue)
 
 
 # ------------------------------------------------------------------------- one sample (over seeds)
@@ -410,128 +305,3 @@ def cliffs_delta(a: Sequence[float], b: Sequence[float]) -> float:
         return math.nan
     u = sps.mannwhitneyu(x, y, alternative="two-sided").statistic
     return float(2.0 * u / (x.size * y.size) - 1.0)
-
-
-# ------------------------------------------------------------------------------------------- IQM
-
-
-def iqm(values: Sequence[float]) -> float:
-    """Interquartile mean: the mean of the middle 50% (scipy trim_mean 0.25, as rliable's aggregate_iqm)."""
-    arr = _finite_array(values, "values", "iqm")
-    if arr.size == 0:
-        return math.nan
-    return float(sps.trim_mean(arr, 0.25))
-
-
-def iqm_stratified_bootstrap(
-    scores, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
-) -> tuple[float, float, float]:
-    """IQM of a (runs x tasks) score matrix with rliable's stratified percentile bootstrap interval.
-
-    rliable (Agarwal et al. 2021) resamples runs with replacement within each task (the strata) and takes the
-    IQM of all resampled scores; scipy.stats.bootstrap does the same when each task's column is passed as a
-    separate sample (paired=False resamples each sample independently). A 1-D input is one task: runs are the
-    seeds. One run: (iqm, nan, nan), as there is no between-run spread to resample. All scores equal: a point.
-    """
-    _check_confidence(confidence, "iqm_stratified_bootstrap")
-    arr = np.asarray(scores, dtype=float)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2:
-        raise ValueError(f"iqm_stratified_bootstrap: scores must be 1-D or (runs x tasks), got shape {arr.shape}")
-    _finite_array(arr, "scores", "iqm_stratified_bootstrap")
-    if arr.size == 0:
-        return (math.nan, math.nan, math.nan)
-    point = iqm(arr.ravel())
-    if arr.shape[0] < 2:
-        return (point, math.nan, math.nan)
-    if _constant(arr.ravel()):
-        return (point, point, point)
-
-    def statistic(*columns, axis=-1):
-        return sps.trim_mean(np.concatenate(columns, axis=axis), 0.25, axis=axis)
-
-    res = sps.bootstrap(
-        tuple(arr[:, j] for j in range(arr.shape[1])),
-        statistic,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",  # rliable's default
-        vectorized=True,
-        paired=False,
-        rng=np.random.default_rng(seed),
-    )
-    return (point, float(res.confidence_interval.low), float(res.confidence_interval.high))
-
-
-# --------------------------------------------------------------------------- many claims, power
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm-adjusted p-values (statsmodels multipletests, method 'holm'); NaN entries stay NaN and are not
-    counted in the family (a claim that could not be tested does not make the others harder to pass)."""
-    arr = np.asarray(p_values, dtype=float).ravel()
-    out = np.full(arr.shape, math.nan)
-    tested = ~np.isnan(arr)
-    if tested.any():
-        if ((arr[tested] < 0) | (arr[tested] > 1)).any():
-            raise ValueError(f"holm: p-values must lie in [0, 1], got {arr[tested].tolist()}")
-        out[tested] = multitest.multipletests(arr[tested], method="holm")[1]
-    return [float(p) for p in out]
-
-
-def mde_one_sample(n: int, sd: float, alpha: float = 0.05, power_: float = 0.8, alternative: str = "greater"):
-    """Smallest mean shift a one-sample t test on n values detects with the given power: (shift, |Cohen's d|).
-
-    statsmodels TTestPower solves for d; the shift is d times sd (the observed SD of the tested values).
-    n < 2, or sd zero or NaN, gives NaN (no test is possible, or no scale to express the effect in).
-    """
-    _check_alternative(alternative, "mde_one_sample")
-    if n < 2:
-        return (math.nan, math.nan)
-    # statsmodels returns a negative d for alternative 'smaller'; the size of the effect is what is asked.
-    d = abs(
-        float(
-            power.TTestPower().solve_power(nobs=n, alpha=alpha, power=power_, alternative=SM_ALTERNATIVE[alternative])
-        )
-    )
-    shift = d * sd if sd and not math.isnan(sd) else math.nan
-    return (float(shift), d)
-
-
-def mde_two_sample(
-    n_a: int, n_b: int, sd: float, alpha: float = 0.05, power_: float = 0.8, alternative: str = "greater"
-):
-    """Smallest difference of means a two-sample t test detects with the given power: (difference, |d|).
-
-    statsmodels TTestIndPower solves for d at n_a and n_b = ratio * n_a; the difference is d times sd (the
-    pooled SD). n_a or n_b < 2, or sd zero or NaN, gives NaN.
-    """
-    _check_alternative(alternative, "mde_two_sample")
-    if n_a < 2 or n_b < 2:
-        return (math.nan, math.nan)
-    d = abs(
-        float(
-            power.TTestIndPower().solve_power(
-                nobs1=n_a, ratio=n_b / n_a, alpha=alpha, power=power_, alternative=SM_ALTERNATIVE[alternative]
-            )
-        )
-    )
-    shift = d * sd if sd and not math.isnan(sd) else math.nan
-    return (float(shift), d)
-
-
-def mde_proportion(n: int, p0: float, alpha: float = 0.05, power_: float = 0.8) -> tuple[float, float]:
-    """Smallest drop below p0 that a two-sided test on n trials detects with the given power: (drop, h).
-
-    statsmodels NormalIndPower with ratio 0 is the one-sample test on Cohen's h = 2 asin(sqrt p) - 2 asin(sqrt
-    p0); the proportion p0 - drop is the one at distance h below p0. The drop, not the rise, because the
-    documented accuracies sit near 1, where there is little room above.
-    """
-    p0 = _finite_number(p0, "p0", "mde_proportion")
-    if n < 1 or not 0.0 <= p0 <= 1.0:
-        return (math.nan, math.nan)
-    h = float(power.NormalIndPower().solve_power(nobs1=n, ratio=0, alpha=alpha, power=power_))
-    angle = 2.0 * math.asin(math.sqrt(p0)) - h
-    p1 = math.sin(max(angle, 0.0) / 2.0) ** 2
-    return (p0 - p1, h)

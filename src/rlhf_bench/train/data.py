@@ -22,6 +22,7 @@ from pathlib import Path
 
 from rlhf_bench.config import DataSettings
 from rlhf_bench.io import StageError, atomic_write_text, sha256_file, write_json
+from rlhf_bench.layout import DATA_FILES
 from rlhf_bench.runtime import Stage
 from rlhf_bench.train import download, synthetic
 
@@ -35,7 +36,6 @@ REQUIRED_FIELDS = {
     "pairwise": ("prompt", "chosen", "rejected"),
     "hh": ("chosen", "rejected"),
 }
-OUTPUT_FILES = ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl", "corpus.jsonl")
 
 
 # --- reading sources ---------------------------------------------------------------------------------
@@ -356,7 +356,7 @@ def prepare(settings: DataSettings, out_dir: Path) -> dict[str, str]:
     splits = load_splits(settings)
     files = BUILDERS[settings.format](splits, settings, random.Random(settings.seed))
     checksums = {}
-    for name in OUTPUT_FILES:
+    for name in DATA_FILES:
         lines = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in files[name])
         atomic_write_text(out_dir / name, lines)
         checksums[name] = sha256_file(out_dir / name)

@@ -1,0 +1,143 @@
+"""How sure a set of seeds can be: IQM with a stratified bootstrap, Holm across claims, minimal detectable effects."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats as sps
+from statsmodels.stats import multitest, power
+
+from rlhf_bench.analysis.stats import (
+    SM_ALTERNATIVE,
+    _check_alternative,
+    _check_confidence,
+    _constant,
+    _finite_array,
+    _finite_number,
+)
+
+# ------------------------------------------------------------------------------------------- IQM
+
+
+def iqm(values: Sequence[float]) -> float:
+    """Interquartile mean: the mean of the middle 50% (scipy trim_mean 0.25, as rliable's aggregate_iqm)."""
+    arr = _finite_array(values, "values", "iqm")
+    if arr.size == 0:
+        return math.nan
+    return float(sps.trim_mean(arr, 0.25))
+
+
+def iqm_stratified_bootstrap(
+    scores, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
+    """IQM of a (runs x tasks) score matrix with rliable's stratified percentile bootstrap interval.
+
+    rliable (Agarwal et al. 2021) resamples runs with replacement within each task (the strata) and takes the
+    IQM of all resampled scores; scipy.stats.bootstrap does the same when each task's column is passed as a
+    separate sample (paired=False resamples each sample independently). A 1-D input is one task: runs are the
+    seeds. One run: (iqm, nan, nan), as there is no between-run spread to resample. All scores equal: a point.
+    """
+    _check_confidence(confidence, "iqm_stratified_bootstrap")
+    arr = np.asarray(scores, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"iqm_stratified_bootstrap: scores must be 1-D or (runs x tasks), got shape {arr.shape}")
+    _finite_array(arr, "scores", "iqm_stratified_bootstrap")
+    if arr.size == 0:
+        return (math.nan, math.nan, math.nan)
+    point = iqm(arr.ravel())
+    if arr.shape[0] < 2:
+        return (point, math.nan, math.nan)
+    if _constant(arr.ravel()):
+        return (point, point, point)
+
+    def statistic(*columns, axis=-1):
+        return sps.trim_mean(np.concatenate(columns, axis=axis), 0.25, axis=axis)
+
+    res = sps.bootstrap(
+        tuple(arr[:, j] for j in range(arr.shape[1])),
+        statistic,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",  # rliable's default
+        vectorized=True,
+        paired=False,
+        rng=np.random.default_rng(seed),
+    )
+    return (point, float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+# --------------------------------------------------------------------------- many claims, power
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values (statsmodels multipletests, method 'holm'); NaN entries stay NaN and are not
+    counted in the family (a claim that could not be tested does not make the others harder to pass)."""
+    arr = np.asarray(p_values, dtype=float).ravel()
+    out = np.full(arr.shape, math.nan)
+    tested = ~np.isnan(arr)
+    if tested.any():
+        if ((arr[tested] < 0) | (arr[tested] > 1)).any():
+            raise ValueError(f"holm: p-values must lie in [0, 1], got {arr[tested].tolist()}")
+        out[tested] = multitest.multipletests(arr[tested], method="holm")[1]
+    return [float(p) for p in out]
+
+
+def mde_one_sample(n: int, sd: float, alpha: float = 0.05, power_: float = 0.8, alternative: str = "greater"):
+    """Smallest mean shift a one-sample t test on n values detects with the given power: (shift, |Cohen's d|).
+
+    statsmodels TTestPower solves for d; the shift is d times sd (the observed SD of the tested values).
+    n < 2, or sd zero or NaN, gives NaN (no test is possible, or no scale to express the effect in).
+    """
+    _check_alternative(alternative, "mde_one_sample")
+    if n < 2:
+        return (math.nan, math.nan)
+    # statsmodels returns a negative d for alternative 'smaller'; the size of the effect is what is asked.
+    d = abs(
+        float(
+            power.TTestPower().solve_power(nobs=n, alpha=alpha, power=power_, alternative=SM_ALTERNATIVE[alternative])
+        )
+    )
+    shift = d * sd if sd and not math.isnan(sd) else math.nan
+    return (float(shift), d)
+
+
+def mde_two_sample(
+    n_a: int, n_b: int, sd: float, alpha: float = 0.05, power_: float = 0.8, alternative: str = "greater"
+):
+    """Smallest difference of means a two-sample t test detects with the given power: (difference, |d|).
+
+    statsmodels TTestIndPower solves for d at n_a and n_b = ratio * n_a; the difference is d times sd (the
+    pooled SD). n_a or n_b < 2, or sd zero or NaN, gives NaN.
+    """
+    _check_alternative(alternative, "mde_two_sample")
+    if n_a < 2 or n_b < 2:
+        return (math.nan, math.nan)
+    d = abs(
+        float(
+            power.TTestIndPower().solve_power(
+                nobs1=n_a, ratio=n_b / n_a, alpha=alpha, power=power_, alternative=SM_ALTERNATIVE[alternative]
+            )
+        )
+    )
+    shift = d * sd if sd and not math.isnan(sd) else math.nan
+    return (float(shift), d)
+
+
+def mde_proportion(n: int, p0: float, alpha: float = 0.05, power_: float = 0.8) -> tuple[float, float]:
+    """Smallest drop below p0 that a two-sided test on n trials detects with the given power: (drop, h).
+
+    statsmodels NormalIndPower with ratio 0 is the one-sample test on Cohen's h = 2 asin(sqrt p) - 2 asin(sqrt
+    p0); the proportion p0 - drop is the one at distance h below p0. The drop, not the rise, because the
+    documented accuracies sit near 1, where there is little room above.
+    """
+    p0 = _finite_number(p0, "p0", "mde_proportion")
+    if n < 1 or not 0.0 <= p0 <= 1.0:
+        return (math.nan, math.nan)
+    h = float(power.NormalIndPower().solve_power(nobs1=n, ratio=0, alpha=alpha, power=power_))
+    angle = 2.0 * math.asin(math.sqrt(p0)) - h
+    p1 = math.sin(max(angle, 0.0) / 2.0) ** 2
+    return (p0 - p1, h)
