@@ -68,15 +68,20 @@ def entries(node: MappingNode) -> list[tuple[str, Node, Node]]:
     return [(name, *(explicit.get(name) or merged[name])) for name in seen]
 
 
+def _merges(node: MappingNode) -> bool:
+    return any(key.tag == MERGE_TAG for key, _ in node.value)
+
+
 def rows(lines: list[str], node: MappingNode, prefix: str = "", skip: tuple[str, ...] = ()) -> list[Row]:
-    """One row per setting: block mappings open into dotted paths, flow mappings and scalars are one row."""
+    """One row per setting: block mappings (and flow ones that merge a block) open into dotted paths; other flow
+    mappings, sequences and scalars are one row. A row without its own comment takes its block's."""
     found = []
     for name, key, value in entries(node):
         if name in skip:
             continue
         path = f"{prefix}{name}"
         comment = _comment(lines, key, value)
-        if isinstance(value, MappingNode) and not value.flow_style and value.value:
+        if isinstance(value, MappingNode) and value.value and (not value.flow_style or _merges(value)):
             for row in rows(lines, value, f"{path}."):
                 found.append(Row(row.path, row.value, row.comment or comment))
         elif isinstance(value, SequenceNode) and any(isinstance(item, MappingNode) for item in value.value):

@@ -6,12 +6,19 @@ is computed from the samples.parquet beside it, so tests can check the stages ag
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
+
+from rlhf_bench.config import validate
+from rlhf_bench.layout import Layout, runs_sft
+
+SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
 # A response the escaping test looks for: markup that must reach the HTML as text, never as markup.
 TRICKY_RESPONSE = "<script>alert('x')</script> *stars* _under_ [link](http://x) | pipe & amp"
@@ -103,32 +110,43 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _experiment_config(name: str, index: int) -> dict:
+def _experiment_config(smoke: dict, name: str, index: int, n_prompts: int) -> dict:
+    """A smoke experiment (a name that smoke lacks copies instruct-short) with the fixture's objective,
+    documented values and deviations, and sizes that match the files the fixture writes."""
     template = TEMPLATES.get(name, GENERIC)
-    return {
-        "description": template["description"],
-        "source": template["source"],
-        "objective": dict(template["objective"]),
-        "documented": dict(template["documented"]),
-        "data": {"n_prompts_train": 64, "n_prompts_eval": 24},
-        "sft": {"enabled": False},
-        "reward_model": {"model": "tiny-bert", "epochs": 2, "learning_rate": 5e-4, "batch_size": 16},
-        "ppo": {
-            "steps": 8,
-            "batch_size": 16,
-            "learning_rate": 1.41e-5,
-            "init_kl_coef": 0.2,
-            "adap_kl_ctrl": True,
-            "target": 6.0,
-            "lora": {"r": 8, "alpha": 16 + index},
-        },
-        "evaluation": {"n_prompts": 24, "judge": "vader" if template["judge"] else None},
-        "deviations": [
-            {"setting": "ppo.temperature", "documented": 0.7, "ours": 0.7, "sound": 1.0, "why": "trl KL bias"}
+    exp = copy.deepcopy(smoke.get(name, smoke["instruct-short"]))
+    exp.update(
+        description=template["description"],
+        source=template["source"],
+        objective=dict(template["objective"]),
+        documented=dict(template["documented"]),
+        deviations=[],
+    )
+    exp["data"].update(n_pairs_train=200, n_pairs_test=100, n_prompts_train=64, n_prompts_eval=n_prompts)
+    exp["ppo"]["steps"] = 8
+    if index == 0:
+        # The documented run samples PPO rollouts at temperature 0.7; the validator fills `ours` from the config.
+        block = next(b for b in ("generation", "ppo") if "temperature" in exp.get(b, {}))
+        exp[block]["temperature"] = 0.7
+        exp["deviations"] = [
+            {"setting": f"{block}.temperature", "documented": 0.7, "sound": 1.0, "why": "trl KL bias"}
         ]
-        if index == 0
-        else [],
+    return exp
+
+
+def fake_config(
+    profile: str, experiments: tuple[str, ...], seeds: tuple[int, ...], comparable: bool, n_prompts: int
+) -> dict:
+    """A resolved config as the resolved_config rule writes it: the smoke config's experiments, adapted, and
+    validated against the schema (defaults filled in)."""
+    smoke = validate(yaml.safe_load(SMOKE_CONFIG.read_text()), str(SMOKE_CONFIG))
+    raw = {key: value for key, value in smoke.items() if key != "experiments"}
+    raw.update(profile=profile, title=f"rlhf-bench ({profile})", comparable_to_documented=comparable)
+    raw["seeds"] = list(seeds)
+    raw["experiments"] = {
+        name: _experiment_config(smoke["experiments"], name, i, n_prompts) for i, name in enumerate(experiments)
     }
+    return validate(raw, "tests/report_fixtures.py")
 
 
 def _labels(scores: np.ndarray) -> np.ndarray:
@@ -258,13 +276,8 @@ def write_fake_results(
     """
     rng = np.random.default_rng(20240601)
     results = Path(root) / "results" / profile
-    config = {
-        "profile": profile,
-        "title": f"rlhf-bench ({profile})",
-        "comparable_to_documented": comparable,
-        "seeds": list(seeds),
-        "experiments": {name: _experiment_config(name, i) for i, name in enumerate(experiments)},
-    }
+    config = fake_config(profile, experiments, seeds, comparable, n_prompts)
+    layout = Layout(config, root=str(results))
     _write_json(results / "config.json", config)
     for index, name in enumerate(experiments):
         judge = TEMPLATES.get(name, GENERIC)["judge"]
@@ -275,6 +288,8 @@ def write_fake_results(
         }
         _write_json(exp_dir / "data" / "checksums.json", checksums)
         _write_json(exp_dir / "data" / "provenance.json", _provenance("data", name, None, checksums, []))
+        if runs_sft(config["experiments"][name]):
+            _write_json(exp_dir / "sft" / "provenance.json", _provenance("sft", name, None, checksums, []))
         _write_json(
             exp_dir / "reward" / "rm_metrics.json",
             {
@@ -336,7 +351,7 @@ def write_fake_results(
             drift = list(version_drift) if (index == 0 and seed == seeds[-1]) else []
             _write_json(ev / "provenance.json", _provenance("evaluate", name, seed, checksums, drift))
             if benchmarks:
-                _benchmark(results / "benchmarks" / f"ppo_{name}_seed{seed}.tsv", 40.0 + seed, 812.5)
+                _benchmark(Path(layout.benchmark("ppo").format(experiment=name, seed=seed)), 40.0 + seed, 812.5)
         if benchmarks:
-            _benchmark(results / "benchmarks" / f"prepare_data_{name}.tsv", 2.0, 150.0)
+            _benchmark(Path(layout.benchmark("data").format(experiment=name)), 2.0, 150.0)
     return results

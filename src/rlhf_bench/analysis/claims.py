@@ -192,6 +192,15 @@ def _scale(claim: Claim, base: np.ndarray, amount: float) -> float:
     return amount * abs(float(np.mean(base))) if claim.relative else amount
 
 
+def _equivalence_over_seeds(row: dict, values: np.ndarray, documented: float, alpha: float, pw: float) -> None:
+    """TOST of the seeds' values (a policy's, or RLHF minus base) inside the row's band, and its refutation."""
+    low, high = row["bound_low"], row["bound_high"]
+    row["p_support"] = stats.tost_one_sample(values, low, high)
+    row["p_refute"] = stats.one_sample_outside(values, low, high)
+    row["p_vs_documented"] = stats.one_sample_t(values, documented, "two-sided")[1]
+    row["mde"], row["mde_effect_size"] = power.mde_one_sample(len(values), _sd(values), alpha, pw, "two-sided")
+
+
 def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
     """The numbers of one claim before Holm: estimate, intervals, support and refute p-values, mde."""
     row = _base_row(claim)
@@ -232,11 +241,7 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
         values = rlhf if claim.policy == "rlhf" else base
         _seed_summary(row, values, settings.bootstrap_resamples)
         if claim.test == "value_equivalence":
-            low, high = row["bound_low"], row["bound_high"]
-            row["p_support"] = stats.tost_one_sample(values, low, high)
-            row["p_refute"] = stats.one_sample_outside(values, low, high)
-            row["p_vs_documented"] = stats.one_sample_t(values, claim.documented, "two-sided")[1]
-            row["mde"], row["mde_effect_size"] = power.mde_one_sample(n, _sd(values), alpha, pw, "two-sided")
+            _equivalence_over_seeds(row, values, claim.documented, alpha, pw)
         else:
             row["p_support"] = stats.one_sample_t(values, claim.threshold, "greater")[1]
             row["p_refute"] = stats.one_sample_t(values, claim.threshold, "less")[1]
@@ -250,11 +255,7 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
     diffs = rlhf - base
     _seed_summary(row, diffs, settings.bootstrap_resamples)
     if claim.test == "difference_equivalence":
-        low, high = row["bound_low"], row["bound_high"]
-        row["p_support"] = stats.tost_one_sample(diffs, low, high)
-        row["p_refute"] = stats.one_sample_outside(diffs, low, high)
-        row["p_vs_documented"] = stats.one_sample_t(diffs, claim.documented, "two-sided")[1]
-        row["mde"], row["mde_effect_size"] = power.mde_one_sample(n, _sd(diffs), alpha, pw, "two-sided")
+        _equivalence_over_seeds(row, diffs, claim.documented, alpha, pw)
     elif claim.test == "non_inferiority":
         margin = _scale(claim, base, claim.margin)
         # Worse by more than the margin is the null of the support test and the alternative of the refute test.

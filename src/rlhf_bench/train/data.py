@@ -283,6 +283,17 @@ def imdb_files(splits: dict, settings: DataSettings, rng: random.Random) -> dict
     }
 
 
+def _files(pairs, prompts, corpus: list[dict], splits: dict, settings: DataSettings, rng: random.Random) -> dict:
+    """The data files of a format from its pair and prompt builders, drawn in this order: it fixes the rng's."""
+    return {
+        "pairs_train.jsonl": pairs(splits["train"], settings.n_pairs_train, "train pairs"),
+        "pairs_test.jsonl": pairs(splits["test"], settings.n_pairs_test, "test pairs"),
+        "prompts_train.jsonl": prompts(splits["train"], settings.n_prompts_train, "train prompts"),
+        "prompts_eval.jsonl": prompts(splits["test"], settings.n_prompts_eval, "eval prompts"),
+        "corpus.jsonl": _sample(rng, corpus, min(settings.n_corpus, len(corpus)), "corpus"),
+    }
+
+
 def pairwise_files(splits: dict, settings: DataSettings, rng: random.Random) -> dict[str, list[dict]]:
     """Dahoas-style (prompt, chosen, rejected): the reward model scores prompt + answer."""
 
@@ -309,13 +320,7 @@ def pairwise_files(splits: dict, settings: DataSettings, rng: random.Random) -> 
     for r in splits["train"]:
         prompt = PAIRWISE_TEMPLATE.format(prompt=r["prompt"].strip())
         corpus += [{"text": f"{prompt} {r['chosen'].strip()}"}, {"text": f"{prompt} {r['rejected'].strip()}"}]
-    return {
-        "pairs_train.jsonl": pairs(splits["train"], settings.n_pairs_train, "train pairs"),
-        "pairs_test.jsonl": pairs(splits["test"], settings.n_pairs_test, "test pairs"),
-        "prompts_train.jsonl": prompts(splits["train"], settings.n_prompts_train, "train prompts"),
-        "prompts_eval.jsonl": prompts(splits["test"], settings.n_prompts_eval, "eval prompts"),
-        "corpus.jsonl": _sample(rng, corpus, min(settings.n_corpus, len(corpus)), "corpus"),
-    }
+    return _files(pairs, prompts, corpus, splits, settings, rng)
 
 
 def dialogue_prompt(dialogue: str) -> str:
@@ -339,13 +344,7 @@ def hh_files(splits: dict, settings: DataSettings, rng: random.Random) -> dict[s
         return [{"prompt": dialogue_prompt(r["chosen"])} for r in _sample(rng, records, n, what)]
 
     corpus = [{"text": r[side]} for r in splits["train"] for side in ("chosen", "rejected")]
-    return {
-        "pairs_train.jsonl": pairs(splits["train"], settings.n_pairs_train, "train pairs"),
-        "pairs_test.jsonl": pairs(splits["test"], settings.n_pairs_test, "test pairs"),
-        "prompts_train.jsonl": prompts(splits["train"], settings.n_prompts_train, "train prompts"),
-        "prompts_eval.jsonl": prompts(splits["test"], settings.n_prompts_eval, "eval prompts"),
-        "corpus.jsonl": _sample(rng, corpus, min(settings.n_corpus, len(corpus)), "corpus"),
-    }
+    return _files(pairs, prompts, corpus, splits, settings, rng)
 
 
 BUILDERS = {"imdb": imdb_files, "pairwise": pairwise_files, "hh": hh_files}

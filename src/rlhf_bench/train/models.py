@@ -76,23 +76,21 @@ def scratch_policy(settings: SFTSettings, tokenizer) -> GPT2LMHeadModel:
 
 def scratch_reward_model(settings: RewardModelSettings, tokenizer):
     """One-logit sequence classifiers: the reward is the logit."""
-    common = dict(vocab_size=len(tokenizer), num_labels=1, pad_token_id=tokenizer.pad_token_id)
+    common = dict(
+        vocab_size=len(tokenizer),
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+        max_position_embeddings=settings.max_length + 2,
+    )
     if settings.architecture == "distilbert":
-        config = DistilBertConfig(
-            dim=settings.hidden_size,
-            hidden_dim=4 * settings.hidden_size,
-            n_layers=settings.n_layer,
-            n_heads=settings.n_head,
-            max_position_embeddings=settings.max_length + 2,
-            **common,
-        )
+        width, depth, heads = settings.hidden_size, settings.n_layer, settings.n_head
+        config = DistilBertConfig(dim=width, hidden_dim=4 * width, n_layers=depth, n_heads=heads, **common)
         return DistilBertForSequenceClassification(config)
     config = DebertaV2Config(
         hidden_size=settings.hidden_size,
         intermediate_size=4 * settings.hidden_size,
         num_hidden_layers=settings.n_layer,
         num_attention_heads=settings.n_head,
-        max_position_embeddings=settings.max_length + 2,
         relative_attention=True,  # as deberta-v3-base
         pos_att_type=["p2c", "c2p"],
         position_buckets=64,
@@ -179,6 +177,23 @@ def prompt_token_limit(model_config, max_new_tokens: int) -> int:
 def device() -> torch.device:
     """Where models run: the GPU when torch sees one."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def optimizer_step(loss, model, optimizer, schedule, scaler=None) -> None:
+    """One step of the sft and reward-model loops: backward, clip the gradient norm at 1.0, step, schedule.
+    With fp16's grad scaler the loss is scaled, and steps with inf gradients are skipped by the scaler."""
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def require_gpu(required: bool, where: str) -> None:

@@ -38,22 +38,13 @@ LOG_COLUMNS = (
 )  # fmt: skip
 
 
-def policy_path(experiment: Experiment, sft_dir: str | Path | None) -> str:
-    """The policy PPO starts from: the sft stage's model, or the configured hub id / directory."""
-    return str(Path(sft_dir) / "model") if experiment.policy == "sft" else experiment.policy
-
-
-def generation_kwargs(settings, tokenizer) -> dict:
-    # trl 0.7.4 estimates KL from sampled tokens: anything but plain sampling (top_k=0, top_p=1, T=1, no
-    # min_new_tokens) biases it, and it can go negative (TRL docs, "PPO Trainer: generation settings").
-    return {
-        "do_sample": True,
-        "top_k": settings.top_k,
-        "top_p": settings.top_p,
-        "temperature": settings.temperature,
-        "max_new_tokens": settings.max_new_tokens,
-        "pad_token_id": tokenizer.eos_token_id,
-    }
+def trl_ppo_config(settings: PPOSettings, model_name: str, seed: int) -> PPOConfig:
+    """trl's PPOConfig from ours: every field of PPOSettings that PPOConfig has, under the same name."""
+    trl_fields = {f.name for f in dataclasses.fields(PPOConfig)}
+    ours = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name in trl_fields}
+    return PPOConfig(
+        **ours, model_name=model_name, seed=seed, accelerator_kwargs={"mixed_precision": settings.mixed_precision}
+    )
 
 
 def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrainer:
@@ -61,12 +52,12 @@ def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrai
     start = str(download.resolve(start_from, "model", "policy"))
     tokenizer = models.load_tokenizer(start)
     lora = None
-    if settings.lora:
+    if settings.lora.enabled:
         lora = LoraConfig(
-            r=settings.lora_r,
-            lora_alpha=settings.lora_alpha,
-            lora_dropout=settings.lora_dropout,
-            target_modules=list(settings.lora_target_modules),
+            r=settings.lora.r,
+            lora_alpha=settings.lora.alpha,
+            lora_dropout=settings.lora.dropout,
+            target_modules=list(settings.lora.target_modules),
             bias="none",
             task_type="CAUSAL_LM",
         )
@@ -77,31 +68,9 @@ def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrai
     model = AutoModelForCausalLMWithValueHead.from_pretrained(start, peft_config=lora, use_safetensors=True)
     if settings.gradient_checkpointing:
         model.pretrained_model.gradient_checkpointing_enable()
-        if settings.lora:
+        if settings.lora.enabled:
             model.pretrained_model.enable_input_require_grads()  # LoRA freezes the embeddings: grads need a path
-    config = PPOConfig(
-        model_name=start_from,
-        learning_rate=settings.learning_rate,
-        batch_size=settings.batch_size,
-        mini_batch_size=settings.mini_batch_size,
-        ppo_epochs=settings.ppo_epochs,
-        init_kl_coef=settings.init_kl_coef,
-        adap_kl_ctrl=settings.adap_kl_ctrl,
-        target=settings.target_kl,
-        horizon=settings.horizon,
-        gamma=settings.gamma,
-        lam=settings.lam,
-        cliprange=settings.cliprange,
-        cliprange_value=settings.cliprange_value,
-        vf_coef=settings.vf_coef,
-        ratio_threshold=settings.ratio_threshold,
-        use_score_scaling=settings.score_scaling,
-        use_score_norm=settings.score_norm,
-        score_clip=settings.score_clip,
-        seed=seed,
-        accelerator_kwargs={"mixed_precision": settings.mixed_precision},
-    )
-    return PPOTrainer(config, model, ref_model=None, tokenizer=tokenizer)
+    return PPOTrainer(trl_ppo_config(settings, start_from, seed), model, ref_model=None, tokenizer=tokenizer)
 
 
 def train(

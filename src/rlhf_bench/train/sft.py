@@ -75,11 +75,7 @@ def train(settings: SFTSettings, texts: list[str], out_dir: Path) -> dict:
                 batch = batch.to(on)
                 loss = model(input_ids=batch, labels=batch).loss
                 models.check_finite({"loss": loss.item()}, f"sft epoch {epoch} step {bar.n}")
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad(set_to_none=True)
+                models.optimizer_step(loss, model, optimizer, schedule)
                 losses.append(loss.item())
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
