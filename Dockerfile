@@ -1,6 +1,6 @@
 # rlhf-bench in a container: the documented stack (transformers 4.33.1, trl 0.7.4, peft 0.5.0, accelerate 0.28.0)
 # on CUDA. Snakemake stays on the host; with --use-singularity each job runs `python -m rlhf_bench.<stage>` in
-# this image (README, "Containers"; tests/container/run.sh builds it and runs the smoke DAG in it).
+# this image (docs/containers.md; tests/container/run.sh builds it and runs the smoke DAG in it).
 #
 #   podman build --build-arg VCS_REF="$(git rev-parse HEAD)" -t rlhf-bench:0.1.0 .      # or: docker build ...
 #

@@ -285,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     text = render(args.config.read_text(encoding="utf-8"), source)
     if args.check:
         if not args.out.is_file() or args.out.read_text(encoding="utf-8") != text:
-            print(f"{args.out} is stale: regenerate it with `make docs` (python scripts/paper_profile_doc.py)")
+            shown = args.out.resolve().relative_to(ROOT) if args.out.resolve().is_relative_to(ROOT) else args.out
+            print(f"{shown} is stale: regenerate it with `make docs` (python scripts/paper_profile_doc.py)")
             return 1
         return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)

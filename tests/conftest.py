@@ -27,16 +27,9 @@ def tiny_config(seeds=(0, 1)) -> dict:
     for exp in raw["experiments"].values():
         exp["data"].update(n_pairs_train=64, n_pairs_test=32, n_prompts_train=16, n_prompts_eval=8, n_corpus=200)
         exp["sft"] = {**exp["sft"], "epochs": 1, "vocab_size": 400}
-        exp["reward_model"] = {**exp["reward_model"], "epochs": 1, "vocab_size": 400}
-        exp["ppo"] = {
-            **exp["ppo"],
-            "steps": 2,
-            "batch_size": 8,
-            "mini_batch_size": 4,
-            "ppo_epochs": 1,
-            "max_new_tokens": 8,
-        }
-        exp["evaluation"] = {**exp["evaluation"], "max_new_tokens": 8}
+        exp["reward"] = {**exp["reward"], "epochs": 1, "vocab_size": 400}
+        exp["ppo"] = {**exp["ppo"], "steps": 2, "batch_size": 8, "mini_batch_size": 4, "ppo_epochs": 1}
+        exp["generation"] = {**exp["generation"], "max_new_tokens": 8}
     return raw
 
 

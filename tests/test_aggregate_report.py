@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from report_fixtures import TRICKY_RESPONSE, write_fake_results
-from rlhf_bench import report
 from rlhf_bench.analysis import aggregate
+from rlhf_bench.analysis.metrics import fmt
+from rlhf_bench.report import render, sections
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 HEADINGS = [
@@ -40,7 +41,7 @@ def full_run(tmp_path_factory):
     results = write_fake_results(root, version_drift=(DRIFT,))
     assert aggregate.main(cli_args(results, results)) == 0
     out = root / "reports" / "smoke"
-    assert report.main(cli_args(results, out)) == 0
+    assert render.main(cli_args(results, out)) == 0
     return results, out
 
 
@@ -229,6 +230,7 @@ def test_report_writes_markdown_html_and_figures(full_run):
         "judge_scores.png",
         "length_hist.png",
         "ppo_curves.png",
+        "reward_vs_judge.png",
         "reward_vs_kl.png",
     ]
     for heading in HEADINGS:
@@ -258,12 +260,12 @@ def test_report_numbers_come_from_the_inputs(full_run):
     md = (out / "report.md").read_text()
     assert "| `imdb-negative` | reward model | train | 200 | 190 | 0.95 [0.91, 0.973] | 0.977 | outside |" in md
     assert "| `imdb-negative` | baseline: TF-IDF + logistic regression | test | 100 | 90 |" in md
-    assert "| `imdb-negative` | ppo.temperature | 0.7 | 0.7 | 1.0 (not applied) | trl KL bias |" in md
+    assert "| `imdb-negative` | generation.temperature | 0.7 | 0.7 | 1.0 (not applied) | trl KL bias |" in md
     # Each seed's held-out KL, from its own metrics.json.
     kl = json.loads((results / "imdb-negative" / "evaluate" / "seed2" / "metrics.json").read_text())
     kl = kl["policies"]["rlhf"]["kl_mean"]
     seed_row = next(x for x in md.split("KL(RLHF ‖ base) per response")[1].splitlines() if x.startswith("| 2 |"))
-    assert seed_row.split(" | ")[3] == report.fmt(kl)
+    assert seed_row.split(" | ")[3] == fmt(kl)
     tests = pd.read_csv(results / "tests.csv", dtype={"seed": str})
     welch = tests[
         (tests.experiment == "instruct-short") & (tests.test == "welch_t") & (tests.metric == "length_mean")
@@ -283,7 +285,7 @@ def test_report_escapes_generated_text(full_run):
 def test_report_without_judge_omits_judge_figures(small_results, tmp_path):
     assert aggregate.main(cli_args(small_results, small_results)) == 0
     out = tmp_path / "rep"
-    assert report.main(cli_args(small_results, out)) == 0
+    assert render.main(cli_args(small_results, out)) == 0
     assert sorted(f.name for f in (out / "figures").iterdir()) == [
         "length_hist.png",
         "ppo_curves.png",
@@ -297,7 +299,7 @@ def test_report_without_judge_omits_judge_figures(small_results, tmp_path):
 
 def test_report_missing_aggregate_output_exits_2(small_results, tmp_path, capsys):
     out = tmp_path / "rep"
-    assert report.main(cli_args(small_results, out)) == 2  # aggregate never ran
+    assert render.main(cli_args(small_results, out)) == 2  # aggregate never ran
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "summary.csv" in err and "'aggregate'" in err
@@ -305,8 +307,8 @@ def test_report_missing_aggregate_output_exits_2(small_results, tmp_path, capsys
 
 
 def test_warning_only_when_not_comparable():
-    assert report.section_warning({"profile": "paper", "comparable_to_documented": True}) == []
-    warning = report.section_warning(
+    assert sections.section_warning({"profile": "paper", "comparable_to_documented": True}) == []
+    warning = sections.section_warning(
         {"profile": "imdb-cpu", "comparable_to_documented": False, "comparability_note": "small encoder, CPU"}
     )
     assert warning[0] == "**Warning:** imdb-cpu numbers are not comparable to the documented ones: small encoder, CPU."
@@ -321,5 +323,5 @@ def test_single_seed_reports_no_test_over_seeds(tmp_path):
     welch = pd.read_csv(results / "tests.csv").query("test == 'welch_t'")
     assert welch.p_value.isna().all() and not welch.significant.any()
     out = tmp_path / "rep"
-    assert report.main(cli_args(results, out)) == 0
+    assert render.main(cli_args(results, out)) == 0
     assert "no test over seeds was possible" in (out / "report.md").read_text()

@@ -24,7 +24,7 @@ ENV = {**os.environ, "PYTHONPATH": str(SRC), "HF_HUB_OFFLINE": "1"}
 
 def module(name: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", f"rlhf_bench.{name}", *args],
+        [sys.executable, "-m", f"rlhf_bench.analysis.{name}", *args],
         capture_output=True, text=True, env=ENV, timeout=120, check=False,
     )  # fmt: skip
 

@@ -18,9 +18,14 @@ def test_smoke_config_validates_and_fills_defaults():
     loaded = cfg.load(ROOT / "config" / "config.yaml")
     assert loaded.profile == "smoke"
     assert set(loaded.experiments) == {"imdb-negative", "instruct-short", "hh-positive"}
-    ppo = loaded.experiment("imdb-negative").ppo
-    assert (ppo.top_k, ppo.top_p, ppo.temperature) == (0, 1.0, 1.0)  # the trl 0.7.4 KL pitfall
-    assert ppo.gamma == 1.0  # a default from the schema
+    exp = loaded.experiment("imdb-negative")
+    generation = exp.generation
+    assert (generation.top_k, generation.top_p, generation.temperature) == (0, 1.0, 1.0)  # the trl 0.7.4 KL pitfall
+    assert exp.evaluate.generation == generation  # evaluation samples as PPO does
+    assert exp.ppo.gamma == 1.0  # a default from the schema
+    assert exp.ppo.lora == cfg.LoraSettings(enabled=True, r=16, alpha=32, dropout=0.0, target_modules=["c_attn"])
+    short = loaded.experiment("instruct-short")
+    assert short.generation.max_new_tokens == short.evaluate.generation.max_new_tokens == 48
     assert not any(key.startswith("_") for key in loaded.raw)  # anchor blocks are dropped
 
 
@@ -30,12 +35,18 @@ def test_dataclasses_and_schema_name_the_same_fields():
     pairs = {
         cfg.DataSettings: defs["data"],
         cfg.SFTSettings: defs["sft"],
-        cfg.RewardModelSettings: defs["reward_model"],
+        cfg.RewardModelSettings: defs["reward"],
         cfg.PPOSettings: defs["ppo"],
-        cfg.EvalSettings: defs["evaluation"],
+        cfg.LoraSettings: defs["lora"],
+        cfg.GenerationSettings: defs["generation"],
+        cfg.EvalSettings: defs["evaluate"],
+        cfg.Experiment: defs["experiment"],
     }
     for cls, block in pairs.items():
-        assert {f.name for f in dataclasses.fields(cls)} == set(block["properties"]), cls.__name__
+        names = {f.name for f in dataclasses.fields(cls)} - {"name"}  # an experiment's name is its key
+        assert names == set(block["properties"]), cls.__name__
+    overrides = defs["evaluate"]["properties"]["generation"]["properties"]
+    assert set(overrides) == set(defs["generation"]["properties"])  # evaluate.generation overrides any of them
     top = {f.name for f in dataclasses.fields(cfg.Config)} - {"raw"}
     assert top == set(schema["properties"])
 
@@ -91,6 +102,115 @@ def test_broken_config_gives_one_line_naming_the_key(name, mutate, expected):
     assert expected in message
     assert "\n" not in message
     assert "Fix:" in message or "fix" in message.lower()
+
+
+RENAMED = [  # old key -> new key, inside an experiment
+    ("reward_model", "reward"),
+    ("evaluation", "evaluate"),
+    ("ppo.target_kl", "ppo.target"),
+    ("ppo.score_scaling", "ppo.use_score_scaling"),
+    ("ppo.score_norm", "ppo.use_score_norm"),
+    ("ppo.lora_r", "ppo.lora.r"),
+    ("ppo.lora_alpha", "ppo.lora.alpha"),
+    ("ppo.lora_dropout", "ppo.lora.dropout"),
+    ("ppo.lora_target_modules", "ppo.lora.target_modules"),
+    ("ppo.max_new_tokens", "generation.max_new_tokens"),
+    ("ppo.temperature", "generation.temperature"),
+    ("ppo.top_k", "generation.top_k"),
+    ("ppo.top_p", "generation.top_p"),
+    ("evaluate.max_new_tokens", "generation.max_new_tokens"),
+    ("evaluate.temperature", "generation.temperature"),
+    ("evaluate.top_k", "generation.top_k"),
+    ("evaluate.top_p", "generation.top_p"),
+]
+
+
+def test_every_renamed_key_is_tested():
+    assert dict(RENAMED) == cfg.RENAMED
+
+
+def _with_old_key(old: str):
+    def mutate(raw):
+        exp = raw["experiments"]["imdb-negative"]
+        *blocks, key = old.split(".")
+        if not blocks:  # a renamed block: move it back
+            exp[key] = exp.pop(cfg.RENAMED[old])
+            return
+        block = exp[blocks[0]] = dict(exp[blocks[0]])
+        block[key] = 1
+
+    return mutate
+
+
+@pytest.mark.parametrize("old, new", RENAMED, ids=[old for old, _ in RENAMED])
+def test_renamed_key_gives_one_line_naming_the_new_key(old, new):
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.from_dict(broken(_with_old_key(old)), "config/x.yaml")
+    message = str(info.value)
+    assert message.startswith(
+        f"config/x.yaml: experiments.imdb-negative.{old} was renamed: use experiments.imdb-negative.{new}"
+    )
+    assert "\n" not in message
+
+
+def test_lora_flag_was_renamed_to_lora_enabled():
+    raw = broken(lambda r: r["experiments"]["hh-positive"].update(ppo={"reward": "reward_model", "lora": False}))
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.from_dict(raw, "config/x.yaml")
+    assert str(info.value) == (
+        "config/x.yaml: experiments.hh-positive.ppo.lora: false was renamed: use "
+        "experiments.hh-positive.ppo.lora.enabled: false."
+    )
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [("ppo.temperature", "generation.temperature"), ("reward_model.init", "reward.init"),
+     ("evaluation.num_samples", "evaluate.num_samples"), ("ppo.lora", "ppo.lora.enabled")],
+)  # fmt: skip
+def test_deviation_naming_a_renamed_key_names_the_new_one(old, new):
+    deviation = {"setting": old, "documented": 1, "ours": 1, "why": "x"}
+    raw = broken(lambda r: r["experiments"]["instruct-short"].update(deviations=[deviation]))
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.from_dict(raw, "my.yaml")
+    assert str(info.value) == (
+        f"my.yaml: experiments.instruct-short.deviations[0].setting: '{old}' was renamed: use '{new}'."
+    )
+
+
+def test_renamed_key_in_a_file_names_the_file(tmp_path):
+    text = (ROOT / "config" / "config.yaml").read_text().replace("  target: 6.0", "  target_kl: 6.0", 1)
+    path = tmp_path / "old.yaml"
+    path.write_text(text)
+    with pytest.raises(cfg.ConfigError, match=r"old.yaml: experiments.imdb-negative.ppo.target_kl was renamed: use "
+                       r"experiments.imdb-negative.ppo.target\.$"):  # fmt: skip
+        cfg.load(path)
+
+
+def test_evaluate_generation_overrides_only_what_it_names():
+    raw = broken(lambda r: r["experiments"]["hh-positive"]["evaluate"].update(generation={"temperature": 0.7}))
+    exp = cfg.from_dict(raw).experiment("hh-positive")
+    assert exp.generation == cfg.GenerationSettings(max_new_tokens=20, temperature=1.0, top_k=0, top_p=1.0)
+    assert exp.evaluate.generation == cfg.GenerationSettings(max_new_tokens=20, temperature=0.7, top_k=0, top_p=1.0)
+
+
+def test_trl_ppo_config_gets_our_target_and_every_field_it_shares():
+    from trl import PPOConfig
+
+    from rlhf_bench.train.ppo import trl_ppo_config
+
+    raw = broken(lambda r: r["experiments"]["imdb-negative"]["ppo"].update(target=4.5, use_score_scaling=True))
+    settings = cfg.from_dict(raw).experiment("imdb-negative").ppo
+    config = trl_ppo_config(settings, "my-policy", seed=3)
+    assert config.target == 4.5  # the adaptive KL controller's target
+    assert config.target_kl == PPOConfig.target_kl and not config.early_stopping  # early stopping's: untouched
+    shared = {f.name for f in dataclasses.fields(PPOConfig)} & {f.name for f in dataclasses.fields(settings)}
+    assert {f.name for f in dataclasses.fields(settings)} - shared == {
+        "reward", "lora", "gradient_checkpointing", "mixed_precision",
+    }  # fmt: skip
+    assert {name: getattr(config, name) for name in shared} == {name: getattr(settings, name) for name in shared}
+    assert config.use_score_scaling and not config.use_score_norm and config.steps == 48
+    assert (config.model_name, config.seed, config.accelerator_kwargs) == ("my-policy", 3, {"mixed_precision": "no"})
 
 
 def test_unreadable_yaml_names_file_and_line(tmp_path):

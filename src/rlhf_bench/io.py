@@ -110,6 +110,17 @@ def field(mapping: dict, key: str, source: Path | str):
     return mapping[key]
 
 
+def flatten(data, prefix: str = "") -> dict[str, object]:
+    """Nested JSON as dotted keys -> its leaves (lists stay whole): a config or provenance record as one
+    row per setting, for compare's differences and the report's hyperparameter tables."""
+    if isinstance(data, dict):
+        out = {}
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): data}
+
+
 def read_table(path: str | Path, columns: tuple[str, ...], kind: str = "csv") -> pd.DataFrame:
     """A CSV, TSV or parquet file, checked for the columns the reader relies on."""
     path = require(path)

@@ -261,9 +261,11 @@ class Stage:
 
     def _start(self, run: Run) -> None:
         """The start-up every training stage shares, in this order: fail fast, then cache, seed and inputs."""
-        from rlhf_bench.train import download, models  # torch only where a stage runs models
+        from rlhf_bench.train import download
 
         if self.runs_models:
+            from rlhf_bench.train import models  # torch and transformers only where a stage runs models
+
             where = " ".join([self.rule, run.args.experiment, *([f"seed {run.args.seed}"] if self.seeded else [])])
             models.require_gpu(run.config.require_gpu, where)
         download.use_cache(run.config.hub_cache)

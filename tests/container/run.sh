@@ -3,7 +3,7 @@
 # (Snakemake's real apptainer code path, served by the podman adapter tests/container/apptainer), check from
 # provenance.json that every job ran inside the image, and compare its results with a run on the host.
 #
-# It follows README "Containers" step by step (build, save, convert to a .sif, run Snakemake on it; a registry
+# It follows docs/containers.md step by step (build, save, convert to a .sif, run Snakemake on it; a registry
 # reference; the Apptainer definition, which the adapter builds as a podman build), with what
 # this machine kind needs on top: no registry, so the base image is a debootstrapped Debian 12 (it has the same
 # python3.11 + venv from apt as the default Ubuntu 22.04 CUDA base); the CPU lock (envs/requirements.lock, the
@@ -95,7 +95,7 @@ else
     rm -rf "$WORK/rootfs"
 fi
 
-# --- 2. README: podman build ... -t rlhf-bench:0.1.0 . ---------------------------------------------------------
+# --- 2. docs/containers.md: podman build ... -t rlhf-bench:0.1.0 . ---------------------------------------------------------
 # The CPU lock's torch wheel: this machine's copy, or the PyTorch CPU index.
 vcs_ref="$(git -C "$ROOT" rev-parse HEAD)"
 pip_volumes=()
@@ -117,7 +117,7 @@ podman run --rm "$IMAGE" cat /opt/rlhf-bench/image.json >"$WORK/image.json"
 [ "$(podman run --rm "$IMAGE" id -u)" != 0 ] || die "the image runs as root; the Dockerfile should set USER"
 say "image $IMAGE: $((image_bytes / 1000000)) MB, digest $(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["digest"])' "$WORK/image.json")"
 
-# --- 3. README: podman save ... && apptainer build rlhf-bench.sif docker-archive://rlhf-bench.tar ---------------
+# --- 3. docs/containers.md: podman save ... && apptainer build rlhf-bench.sif docker-archive://rlhf-bench.tar ---------------
 step "podman save" "$WORK/logs/save.log" podman save --format docker-archive -o "$WORK/rlhf-bench.tar" "$IMAGE"
 step "apptainer build rlhf-bench.sif (adapter)" "$WORK/logs/sif.log" \
     apptainer build "$WORK/rlhf-bench.sif" "docker-archive://$WORK/rlhf-bench.tar"
@@ -129,9 +129,9 @@ host_start=$SECONDS
 step "smoke DAG on the host" "$WORK/logs/host.log" "${snake[@]}" --directory "$WORK/host"
 host_seconds=$((SECONDS - host_start))
 
-# --- 5. README: snakemake --cores all --use-singularity --apptainer-args "--nv" --config container=rlhf-bench.sif --
+# --- 5. docs/containers.md: snakemake --cores all --use-singularity --apptainer-args "--nv" --config container=rlhf-bench.sif --
 # --directory keeps this run out of the checkout, so the checkout is bound too: the claims rule reads
-# config/claims.yaml from it (run from the checkout's root, as the README does, Snakemake binds it as the home).
+# config/claims.yaml from it (run from the checkout's root, as docs/containers.md does, Snakemake binds it as the home).
 # --nv: no GPU here; the adapter says so and goes on, as Apptainer does.
 apptainer_args="--nv --bind $ROOT"
 container_start=$SECONDS
@@ -142,7 +142,7 @@ container_seconds=$((SECONDS - container_start))
 grep -q "Activating singularity image $WORK/rlhf-bench.sif" "$WORK/logs/container.log" ||
     die "Snakemake did not run its jobs in the image (no 'Activating singularity image' in $WORK/logs/container.log)"
 
-# --- 6. README, registry route: --config container=docker://REGISTRY/rlhf-bench:TAG (Snakemake pulls it) --------
+# --- 6. docs/containers.md, registry route: --config container=docker://REGISTRY/rlhf-bench:TAG (Snakemake pulls it) --------
 target="results/$(python -c 'import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))["profile"])' "$CONFIG")"
 experiment="$(python -c 'import sys,yaml; print(next(iter(yaml.safe_load(open(sys.argv[1]))["experiments"])))' "$CONFIG")"
 step "one job from docker://$IMAGE (snakemake pulls)" "$WORK/logs/registry.log" \
@@ -150,7 +150,7 @@ step "one job from docker://$IMAGE (snakemake pulls)" "$WORK/logs/registry.log" 
     --config "container=docker://$IMAGE" -- "$target/$experiment/data/checksums.json"
 grep -q "Pulling singularity image docker://$IMAGE" "$WORK/logs/registry.log" || die "Snakemake did not pull docker://$IMAGE"
 
-# --- 7. README: apptainer build --fakeroot --build-arg VCS_REF=... rlhf-bench.sif envs/apptainer.def -------------
+# --- 7. docs/containers.md: apptainer build --fakeroot --build-arg VCS_REF=... rlhf-bench.sif envs/apptainer.def -------------
 # The adapter builds a definition as Apptainer would (%files, then %post under sh -e, %environment, %labels,
 # %test) with podman; then the data and reward-model jobs of one experiment run in it.
 (cd "$ROOT" && RLHF_BENCH_PODMAN_BUILD_ARGS="${pip_volumes[*]}" step "apptainer build from envs/apptainer.def (adapter)" \

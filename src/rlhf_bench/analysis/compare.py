@@ -40,7 +40,7 @@ from rlhf_bench.analysis import proportions, stats
 from rlhf_bench.analysis.aggregate import load_seed_metrics, ordered_metrics, pair_counts, rm_metrics_file
 from rlhf_bench.analysis.claims_file import DEFAULT_CLAIMS, load_claims
 from rlhf_bench.analysis.metrics import CONFIDENCE, RM_METRICS, fmt, fmt_p
-from rlhf_bench.io import StageError, field, read_json, staged_outputs
+from rlhf_bench.io import StageError, field, flatten, read_json, staged_outputs
 from rlhf_bench.runtime import Stage
 
 # Provenance keys that differ between any two runs by nature: they would bury the differences that matter.
@@ -190,14 +190,9 @@ def metric_table(a: Bundle, b: Bundle, margins: dict, alpha: float) -> pd.DataFr
     return pd.DataFrame(rows, columns=METRIC_COLUMNS)
 
 
-def flatten(data, prefix: str = "") -> dict[str, str]:
+def json_leaves(data) -> dict[str, str]:
     """Nested JSON as dotted keys -> canonical JSON text of each leaf (lists stay whole)."""
-    if isinstance(data, dict):
-        out = {}
-        for key, value in data.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): json.dumps(data, sort_keys=True)}
+    return {key: json.dumps(value, sort_keys=True) for key, value in flatten(data).items()}
 
 
 def category(file: str, key: str) -> str:
@@ -228,7 +223,7 @@ def provenance_table(a: Bundle, b: Bundle) -> pd.DataFrame:
             )
             groups.setdefault(key, []).append(name)
             continue
-        flat_a, flat_b = flatten(files_a[name]), flatten(files_b[name])
+        flat_a, flat_b = json_leaves(files_a[name]), json_leaves(files_b[name])
         for key in sorted(set(flat_a) | set(flat_b)):
             if key.split(".")[-1] in VOLATILE and name != "config.json":
                 continue

@@ -2,4 +2,4 @@
 
 from rlhf_bench.report.render import main
 
-main()
+raise SystemExit(main())

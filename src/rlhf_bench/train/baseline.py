@@ -27,7 +27,7 @@ def tfidf_logreg(train_pairs: list[dict], seed: int):
         from sklearn.linear_model import LogisticRegression
     except ImportError:
         raise StageError(
-            "reward_model.baselines asks for tfidf_logreg but scikit-learn is not installed. "
+            "reward.baselines asks for tfidf_logreg but scikit-learn is not installed. "
             "Fix: `make install` (envs/requirements.lock has it) or `pip install scikit-learn`."
         ) from None
     texts = [p["chosen"] for p in train_pairs] + [p["rejected"] for p in train_pairs]
@@ -41,7 +41,7 @@ def tfidf_logreg(train_pairs: list[dict], seed: int):
 def run(name: str, train_pairs: list[dict], test_pairs: list[dict], seed: int, evaluate_pairs) -> dict:
     """Train baseline `name` and measure it on both splits with the reward model's `evaluate_pairs`."""
     if name not in BASELINES:
-        raise StageError(f"reward_model.baselines: unknown baseline '{name}'. Fix: use one of {BASELINES}.")
+        raise StageError(f"reward.baselines: unknown baseline '{name}'. Fix: use one of {BASELINES}.")
     started = time.time()
     scorer = tfidf_logreg(train_pairs, seed)
     return {

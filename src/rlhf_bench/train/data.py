@@ -246,7 +246,7 @@ def _review_prompt(rng: random.Random, text: str, settings: DataSettings, tokeni
 def prompt_tokenizer(settings: DataSettings):
     if not settings.prompt_tokenizer:
         return None
-    from rlhf_bench import models  # torch and transformers only where a tokenizer is asked for
+    from rlhf_bench.train import models  # torch and transformers only where a tokenizer is asked for
 
     return models.load_tokenizer(settings.prompt_tokenizer)
 

@@ -38,7 +38,7 @@ PACKAGE_SCHEME = "package:"
 class HubRef:
     """One model or dataset a config names: where it is used, what it is, and which revision."""
 
-    role: str  # the config field, e.g. `policy`, `reward_model.init`, `data.source`
+    role: str  # the config field, e.g. `policy`, `reward.init`, `data.source`
     ref: str  # as written in the config
     name: str  # hub id or path
     revision: str | None
@@ -129,11 +129,11 @@ def experiment_refs(exp: dict) -> list[HubRef]:
         refs.append(make_ref("sft.init", sft["init"], "model"))
     if exp["policy"] != "sft":
         refs.append(make_ref("policy", exp["policy"], "model"))
-    if exp["reward_model"].get("init", "scratch") != "scratch":
-        refs.append(make_ref("reward_model.init", exp["reward_model"]["init"], "model"))
-    evaluation = exp.get("evaluation") or {}
+    if exp["reward"].get("init", "scratch") != "scratch":
+        refs.append(make_ref("reward.init", exp["reward"]["init"], "model"))
+    evaluation = exp.get("evaluate") or {}
     if evaluation.get("judge") == "classifier" and evaluation.get("judge_model"):
-        refs.append(make_ref("evaluation.judge_model", evaluation["judge_model"], "model"))
+        refs.append(make_ref("evaluate.judge_model", evaluation["judge_model"], "model"))
     return refs
 
 
@@ -276,12 +276,13 @@ def main(argv=None) -> int:
         "--check", action="store_true", help="fetch nothing: verify offline that the cache holds every item"
     )
 
-    def body(args, config, provenance):
+    def body(run):
+        args, config = run.args, run.config
         use_cache(config.hub_cache)
         names = [config.experiment(args.experiment).name] if args.experiment else list(config.experiments)
         experiments = {name: config.raw["experiments"][name] for name in names}
         fetched = download(experiments, args.out and Path(args.out), check=args.check)
-        provenance["hub"] = {item["ref"]: item.get("commit", "local") for items in fetched.values() for item in items}
+        run.provenance["hub"] = {i["ref"]: i.get("commit", "local") for items in fetched.values() for i in items}
         for items in fetched.values():
             for item in items:
                 print(f"{item['role']}: {item['ref']} -> {item.get('commit') or item['path']}")

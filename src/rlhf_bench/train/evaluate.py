@@ -21,13 +21,13 @@ import torch
 from peft import PeftModel
 from tqdm import tqdm
 
-from rlhf_bench.config import Experiment
+from rlhf_bench.config import Experiment, GenerationSettings
 from rlhf_bench.io import StageError, write_json, write_parquet
 from rlhf_bench.runtime import Stage
 from rlhf_bench.train import models
 from rlhf_bench.train.data import load_records
 from rlhf_bench.train.judge import make_judge
-from rlhf_bench.train.ppo import generation_kwargs, policy_path
+from rlhf_bench.train.policy import generation_kwargs, policy_path
 from rlhf_bench.train.reward import reward_function, word_count
 
 POLICIES = ("base", "rlhf")
@@ -40,7 +40,7 @@ def cut_at_eos(ids: torch.Tensor, eos: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list[str], settings, batch_size: int) -> tuple[list, list]:
+def generate(model, tokenizer, prompts: list[str], settings: GenerationSettings, batch_size: int) -> tuple[list, list]:
     """Query and response token ids per prompt, the whole batch in one generate call."""
     tokenizer.padding_side = tokenizer.truncation_side = "left"
     limit = models.prompt_token_limit(model.config, settings.max_new_tokens)
@@ -99,7 +99,7 @@ def policy_metrics(frame: pd.DataFrame, has_judge: bool) -> dict:
 
 
 def rlhf_policy(start_from: str, adapter: Path, seed: int):
-    """The trained policy: base + LoRA adapter, or (ppo.lora: false) the whole trained model."""
+    """The trained policy: base + LoRA adapter, or (ppo.lora.enabled: false) the whole trained model."""
     if (adapter / "adapter_config.json").exists():
         return PeftModel.from_pretrained(models.load_causal_lm(start_from), str(adapter))
     if (adapter / "config.json").exists():
@@ -108,7 +108,7 @@ def rlhf_policy(start_from: str, adapter: Path, seed: int):
 
 
 def evaluate(experiment: Experiment, start_from: str, adapter: Path, data_dir: Path, reward_dir, seed: int):
-    settings = experiment.evaluation
+    settings = experiment.evaluate
     on = models.device()
     rlhf = rlhf_policy(start_from, adapter, seed)
     tokenizer = models.load_tokenizer(start_from)
@@ -119,7 +119,7 @@ def evaluate(experiment: Experiment, start_from: str, adapter: Path, data_dir: P
     frames = []
     for name in tqdm(POLICIES, desc=f"evaluate {experiment.name} seed {seed}", unit="policy"):
         torch.manual_seed(seed)  # both policies draw from the same random stream: a paired comparison
-        queries, responses = generate(policies[name], tokenizer, prompts, settings, settings.batch_size)
+        queries, responses = generate(policies[name], tokenizer, prompts, settings.generation, settings.batch_size)
         texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
         logp = {
             other: response_logprobs(policies[other], queries, responses, tokenizer.eos_token_id, settings.batch_size)

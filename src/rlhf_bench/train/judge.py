@@ -41,7 +41,7 @@ def label_index(id2label: dict, wanted: str, model: str) -> int:
         names = ", ".join(str(name) for _, name in sorted(id2label.items(), key=lambda kv: int(kv[0])))
         raise StageError(
             f"judge '{model}': no single label named '{wanted}' (its labels: {names}). "
-            "Fix: set evaluation.judge_positive_label / judge_negative_label to its names."
+            "Fix: set evaluate.judge_positive_label / judge_negative_label to its names."
         )
     return matches[0]
 

@@ -169,7 +169,7 @@ def prompt_token_limit(model_config, max_new_tokens: int) -> int:
     if context <= max_new_tokens:
         raise StageError(
             f"max_new_tokens={max_new_tokens} does not fit the policy's context of {context} tokens. "
-            "Fix: lower max_new_tokens (ppo/evaluation) or raise sft.max_length."
+            "Fix: lower generation.max_new_tokens (or evaluate.generation.max_new_tokens) or raise sft.max_length."
         )
     return context - max_new_tokens
 

@@ -3,7 +3,7 @@
 The loop is TRL v0.7.4's gpt2-sentiment example (examples/scripts/ppo.py): sample a batch of prompts,
 generate the whole batch at once, score query + response, `trainer.step`. With LoRA the reference model is
 the policy with its adapter disabled (trl does this itself for a peft model), so no second copy is held;
-without (`ppo.lora: false`, the example's default) trl keeps a frozen copy and the whole policy trains.
+without (`ppo.lora.enabled: false`, the example's default) trl keeps a frozen copy and the whole policy trains.
 
 Guards: trl skips a mini-batch whose mean policy ratio exceeds `ratio_threshold` (the loss spikes that very
 short responses cause, trl PR #488) and only warns; every skip is counted (train_log.csv `skipped`, and in
@@ -14,6 +14,7 @@ token). A NaN or inf in a logged value or a trained weight stops the job with it
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import time
 import warnings
@@ -26,10 +27,11 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
 
-from rlhf_bench.config import Experiment
+from rlhf_bench.config import Experiment, PPOSettings
 from rlhf_bench.runtime import Stage
 from rlhf_bench.train import download, models
 from rlhf_bench.train.data import load_records
+from rlhf_bench.train.policy import generation_kwargs, policy_path
 from rlhf_bench.train.reward import reward_function, word_count
 
 LOG_COLUMNS = (
@@ -84,8 +86,10 @@ def train(
     score = reward_function(experiment, reward_dir)
     prompts = [r["prompt"] for r in load_records(data_dir / "prompts_train.jsonl")]
     rng = np.random.default_rng(seed)
-    gen = generation_kwargs(settings, tokenizer)
-    prompt_limit = models.prompt_token_limit(trainer.model.pretrained_model.config, settings.max_new_tokens)
+    gen = generation_kwargs(experiment.generation, tokenizer)
+    prompt_limit = models.prompt_token_limit(
+        trainer.model.pretrained_model.config, experiment.generation.max_new_tokens
+    )
     out.mkdir(parents=True, exist_ok=True)
     skipped_total = fully_skipped = end_token_only = 0
     minibatches_per_step = settings.ppo_epochs * (settings.batch_size // settings.mini_batch_size)
@@ -147,7 +151,7 @@ def train(
             "mixed_precision": settings.mixed_precision,
             "ran_as": trainer.accelerator.mixed_precision if trainer.accelerator.native_amp else "no",
             "gradient_checkpointing": bool(getattr(policy, "is_gradient_checkpointing", False)),
-            "lora": settings.lora,
+            "lora": settings.lora.enabled,
             "trainable_parameters": models.count_parameters(policy, trainable_only=True),
             "parameters": models.count_parameters(policy),
         },

@@ -184,18 +184,18 @@ def reward_function(experiment: Experiment, reward_dir: str | Path | None):
     """texts (prompt + response) and responses -> rewards, as configured for PPO and evaluation."""
     if experiment.ppo.reward == "negative_word_count":
         return lambda full_texts, responses: negative_word_count(responses)
-    scorer = RewardScorer.load(Path(reward_dir) / "model", experiment.reward_model)
+    scorer = RewardScorer.load(Path(reward_dir) / "model", experiment.reward)
     return lambda full_texts, responses: scorer(full_texts)
 
 
 def main(argv=None) -> int:
     stage = Stage("reward", "Train a reward model on preference pairs with the pairwise ranking loss.",
-                  experiment=True, data=True, seed=lambda experiment: experiment.reward_model.seed)  # fmt: skip
+                  experiment=True, data=True, seed=lambda experiment: experiment.reward.seed)  # fmt: skip
     stage.add_out_arg("…/<experiment>/reward")
 
     def body(run):
         metrics = train(
-            run.experiment.reward_model,
+            run.experiment.reward,
             load_records(run.data / "pairs_train.jsonl"),
             load_records(run.data / "pairs_test.jsonl"),
             run.out,

@@ -1,0 +1,189 @@
+"""What the report reads: every input of one profile's run, loaded and checked before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from rlhf_bench.analysis.aggregate import (
+    RM_COLUMNS,
+    SUMMARY_COLUMNS,
+    TEST_COLUMNS,
+    load_samples,
+    load_seed_metrics,
+)
+from rlhf_bench.io import StageError, field, read_checksums, read_json, read_table
+from rlhf_bench.layout import SUMMARY_TABLES, Layout, stage_dir, stage_dirs
+
+TRAIN_LOG_COLUMNS = ("step", "reward_mean", "kl", "skipped", "seconds", "samples_per_s")
+CLAIMS_COLUMNS = ("claim_id", "experiment", "required", "verdict", "reason", "statistical_verdict")
+
+
+def stage_config(experiment: dict, block: str) -> dict:
+    """One block of an experiment's config (data, sft, reward, ppo, generation, evaluate); {} where absent.
+    The report reads the config's blocks only through here."""
+    return experiment.get(block) or {}
+
+
+@dataclass
+class Inputs:
+    """Everything the report reads, loaded (and checked) before anything is written."""
+
+    layout: Layout
+    config_path: Path
+    results_dir: Path
+    summary: pd.DataFrame
+    rm_summary: pd.DataFrame
+    tests: pd.DataFrame
+    train_logs: pd.DataFrame
+    samples: pd.DataFrame
+    provenance: list[tuple[str, dict]]
+    checksums: dict[str, dict]
+    benchmarks: pd.DataFrame
+    seed_metrics: pd.DataFrame
+    claims: pd.DataFrame | None
+
+    @property
+    def config(self) -> dict:
+        return self.layout.config
+
+    @property
+    def profile(self) -> str:
+        return str(self.config["profile"])
+
+    @property
+    def title(self) -> str:
+        return str(self.config.get("title") or f"rlhf-bench report: profile {self.profile}")
+
+    @property
+    def experiments(self) -> list[str]:
+        return self.layout.experiments
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.layout.seeds
+
+    @property
+    def benchmarks_dir(self) -> Path:
+        return benchmarks_dir(self.layout)
+
+    def block(self, experiment: str, name: str) -> dict:
+        return stage_config(self.layout.experiment(experiment), name)
+
+    def ppo_reward(self, experiment: str) -> str:
+        """The PPO reward of an experiment: `reward_model` or a rule such as `negative_word_count`."""
+        return self.block(experiment, "ppo").get("reward", "")
+
+    def samples_of(self, experiment: str) -> pd.DataFrame:
+        return self.samples[self.samples.experiment == experiment]
+
+    def judged(self) -> list[str]:
+        """Experiments whose samples carry judge labels, in config order."""
+        has = self.samples.groupby("experiment", sort=False).judge_label.apply(
+            lambda s: s.fillna("").astype(str).ne("").any()
+        )
+        return [e for e, flag in has.items() if flag]
+
+
+def benchmarks_dir(layout: Layout) -> Path:
+    """Where Snakemake writes the benchmark files of the profile's rules."""
+    return Path(layout.benchmark("aggregate", per_experiment=False)).parent
+
+
+def load_aggregate_tables(config: dict, results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The aggregate stage's tables, checked to cover every experiment of this config (else stale)."""
+    layout = Layout(config, str(results_dir))
+    columns = (SUMMARY_COLUMNS, RM_COLUMNS, TEST_COLUMNS)
+    summary, rm_summary, tests = (
+        read_table(layout.profile_file(name), tuple(cols)) for name, cols in zip(SUMMARY_TABLES, columns, strict=True)
+    )
+    tests["seed"] = tests["seed"].astype(str)
+    for name, table in zip(SUMMARY_TABLES, (summary, rm_summary, tests), strict=True):
+        missing = [e for e in layout.experiments if e not in set(table["experiment"])]
+        if missing:
+            raise StageError(
+                f"{layout.profile_file(name)}: no rows for experiment(s) {', '.join(missing)}; "
+                "rerun the Snakemake rule 'aggregate'"
+            )
+    return summary, rm_summary, tests
+
+
+def load_train_logs(config: dict, results_dir: Path) -> pd.DataFrame:
+    layout = Layout(config, str(results_dir))
+    frames = [
+        read_table(layout.file(experiment, "ppo", "train_log.csv", seed), TRAIN_LOG_COLUMNS).assign(
+            experiment=experiment, seed=seed
+        )
+        for experiment in layout.experiments
+        for seed in layout.seeds
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_all_samples(config: dict, results_dir: Path) -> pd.DataFrame:
+    layout = Layout(config, str(results_dir))
+    frames = []
+    for experiment in layout.experiments:
+        for seed in layout.seeds:
+            samples = load_samples(results_dir, experiment, seed)
+            for column in ("prompt", "response"):
+                if column not in samples.columns:
+                    path = layout.file(experiment, "evaluate", "samples.parquet", seed)
+                    raise StageError(f"{path}: missing column {column}")
+            frames.append(samples.assign(experiment=experiment))
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_provenance(config: dict, results_dir: Path) -> tuple[list[tuple[str, dict]], dict[str, dict]]:
+    """provenance.json of every stage directory, labelled by its path, and each data/checksums.json."""
+    records, checksums = [], {}
+    for experiment in config["experiments"]:
+        for label in stage_dirs(config, experiment):
+            path = Path(results_dir, label, "provenance.json")
+            record = read_json(path)
+            for key in ("versions", "git_commit", "config_sha256", "hardware"):
+                field(record, key, path)
+            records.append((label, record))
+        checksums[experiment] = read_checksums(stage_dir(results_dir, experiment, "data"))
+    return records, checksums
+
+
+def load_benchmarks(config: dict, results_dir: Path) -> pd.DataFrame:
+    """Snakemake benchmark files (optional): mean wall seconds and peak RSS per file."""
+    folder = benchmarks_dir(Layout(config, str(results_dir)))
+    rows = []
+    for path in sorted(folder.rglob("*.tsv")):
+        table = read_table(path, ("s", "max_rss"), kind="tsv")
+        seconds = pd.to_numeric(table["s"], errors="coerce")
+        rss = pd.to_numeric(table["max_rss"], errors="coerce")  # Snakemake writes '-' where unmeasured
+        rows.append((path.relative_to(folder).as_posix(), len(table), seconds.mean(), rss.max()))
+    return pd.DataFrame(rows, columns=["file", "runs", "seconds", "max_rss_mb"])
+
+
+def load_claims(config: dict, results_dir: Path) -> pd.DataFrame | None:
+    """claims.csv of the claims rule; None where a bundle predates it (the report then says so)."""
+    path = Path(Layout(config, str(results_dir)).profile_file("claims.csv"))
+    return read_table(path, CLAIMS_COLUMNS) if path.exists() else None
+
+
+def load_inputs(config: dict, config_path: Path, results_dir: Path) -> Inputs:
+    """Every input of the report; `config` is the validated config read from `config_path`."""
+    summary, rm_summary, tests = load_aggregate_tables(config, results_dir)
+    provenance, checksums = load_provenance(config, results_dir)
+    return Inputs(
+        layout=Layout(config, str(results_dir)),
+        config_path=config_path,
+        results_dir=results_dir,
+        summary=summary,
+        rm_summary=rm_summary,
+        tests=tests,
+        train_logs=load_train_logs(config, results_dir),
+        samples=load_all_samples(config, results_dir),
+        provenance=provenance,
+        checksums=checksums,
+        benchmarks=load_benchmarks(config, results_dir),
+        seed_metrics=load_seed_metrics(config, results_dir),
+        claims=load_claims(config, results_dir),
+    )

@@ -1,0 +1,340 @@
+"""The report's result sections: abstract, warning, the two tables, figures, claims and sample generations."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from rlhf_bench.analysis.aggregate import REWARD_MODEL, per_sample_values
+from rlhf_bench.analysis.metrics import ALPHA, POLICIES, VERDICTS, fmt, fmt_p
+from rlhf_bench.analysis.stats import cliffs_delta, cohens_d
+from rlhf_bench.report.inputs import Inputs
+from rlhf_bench.report.markup import LEVEL, NONE, POLICY_NAMES, code, fmt_ci, inside, section, table, text
+from rlhf_bench.report.sections_setup import not_comparable_reason
+
+SAMPLE_CHARS = 300
+SAMPLES_PER_SEED = 2
+
+
+def summary_row(inp: Inputs, experiment: str, metric: str, policy: str) -> pd.Series | None:
+    rows = inp.summary[
+        (inp.summary.experiment == experiment) & (inp.summary.metric == metric) & (inp.summary.policy == policy)
+    ]
+    return None if rows.empty else rows.iloc[0]
+
+
+def tests_for(inp: Inputs, experiment: str, metric: str) -> pd.DataFrame:
+    return inp.tests[(inp.tests.experiment == experiment) & (inp.tests.metric == metric)]
+
+
+def verdict(welch: pd.DataFrame) -> str:
+    """Plain-words result of the over-seeds Welch test of the objective."""
+    if welch.empty or math.isnan(welch.iloc[0].p_value):
+        return "no test over seeds was possible (fewer than two seeds, or no variance across seeds)"
+    p = welch.iloc[0].p_value
+    outcome = "**moved significantly" if p < ALPHA else "**did not move significantly"
+    return f"one-sided Welch t over seed means p = {fmt_p(p)}: {outcome} in the documented direction**"
+
+
+def section_abstract(inp: Inputs) -> list[str]:
+    seeds = ", ".join(str(s) for s in inp.seeds)
+    lines = [
+        f"# {text(inp.title)}",
+        "",
+        "## Abstract",
+        "",
+        (
+            f"Profile {code(inp.profile)} ran {len(inp.experiments)} experiment(s), each with a reward model "
+            f"and PPO with {len(inp.seeds)} seed(s) ({seeds}); base and RLHF policies were evaluated on the "
+            f"same held-out prompts. Means are over seeds with a t {LEVEL} confidence interval. For each "
+            f"experiment, whether the PPO objective moved in the documented direction:"
+        ),
+        "",
+    ]
+    for experiment, exp in inp.config["experiments"].items():
+        metric, direction = exp["objective"]["metric"], exp["objective"]["direction"]
+        base, rlhf = (summary_row(inp, experiment, metric, p) for p in POLICIES)
+        tests = tests_for(inp, experiment, metric)
+        welch = tests[tests.test == "welch_t"]
+        mwu = tests[tests.test == "mann_whitney_u"]
+        moved = ""
+        if base is not None and rlhf is not None:
+            moved = (
+                f" it went from {fmt_ci(base['mean'], base.ci_low, base.ci_high)} (base) to "
+                f"{fmt_ci(rlhf['mean'], rlhf.ci_low, rlhf.ci_high)} (RLHF);"
+            )
+        per_seed = (
+            f"; per-seed Mann-Whitney U p < {ALPHA} in {int(mwu.significant.sum())} of {len(mwu)} seeds"
+            if len(mwu)
+            else ""
+        )
+        lines.append(
+            f"- {code(experiment)}: the objective {code(metric)} should {direction};{moved} {verdict(welch)}{per_seed}."
+        )
+    return lines + [""] + claims_abstract(inp)
+
+
+def section_warning(config: dict) -> list[str]:
+    """The comparability warning, stated before any number can be read as a reproduction."""
+    if config.get("comparable_to_documented", False):
+        return []
+    reason = not_comparable_reason(config, "the profile differs from the documented runs in models or data")
+    return [
+        f"**Warning:** {text(config.get('profile', ''))} numbers are not comparable to the documented ones: "
+        f"{text(reason)}.",
+        "",
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ claims
+
+
+def verdict_counts(claims: pd.DataFrame, column: str) -> str:
+    counts = claims[column].value_counts()
+    return ", ".join(f"{int(counts[v])} {v}" for v in VERDICTS if v in counts)
+
+
+def claims_abstract(inp: Inputs) -> list[str]:
+    if inp.claims is None:
+        return ["No claims.csv in this bundle: the documented claims were not checked (run the `claims` rule).", ""]
+    claims = inp.claims
+    reproduced = int((claims.verdict == "REPRODUCED").sum())
+    line = f"**{reproduced} of {len(claims)} documented claims reproduced** ({verdict_counts(claims, 'verdict')})."
+    if (claims.verdict == "NOT COMPARABLE").any():
+        line += (
+            f" Taken at face value, the numbers of this run would give: "
+            f"{verdict_counts(claims, 'statistical_verdict')}; the Claims section lists each."
+        )
+    return [line, ""]
+
+
+def section_claims(inp: Inputs) -> list[str]:
+    if inp.claims is None:
+        return section("Claims", "No claims.csv in this bundle (run the `claims` rule: config/claims.yaml).")
+    lines = section(
+        "Claims",
+        "Every quantitative or testable claim of the write-ups (config/claims.yaml), with its operational "
+        f"definition, the documented value, ours ({LEVEL} interval over seeds, or Wilson for accuracies), the "
+        "verdict and its reason. Support and refute tests are Holm-corrected across the claims of this report; "
+        "`mde` is the smallest effect this run could have detected at 80% power.",
+    )
+    rows = []
+    for c in inp.claims.itertuples():
+        shown = f"**{c.verdict}**"
+        if c.verdict == "NOT COMPARABLE" and isinstance(c.statistical_verdict, str) and c.statistical_verdict:
+            shown += f" (as measured: {c.statistical_verdict})"
+        ours = fmt_ci(c.estimate, c.ci_low, c.ci_high) if pd.notna(getattr(c, "estimate", math.nan)) else NONE
+        documented = fmt(c.documented) if pd.notna(getattr(c, "documented", math.nan)) else NONE
+        note = getattr(c, "documented_note", "")
+        if isinstance(note, str) and note:
+            documented += f" ({text(note)})"
+        rows.append(
+            [
+                code(c.claim_id) + (" (required)" if str(c.required).lower() == "true" else ""),
+                text(getattr(c, "definition", ""), limit=400),
+                documented,
+                ours,
+                fmt(getattr(c, "mde", math.nan)),
+                shown,
+                text(c.reason, limit=300),
+            ]
+        )
+    return lines + table(["claim", "operational definition", "documented", "ours", "mde", "verdict", "reason"], rows)
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def section_rm_table(inp: Inputs) -> list[str]:
+    rows = []
+    for r in inp.rm_summary.itertuples():
+        rows.append(
+            [
+                code(r.experiment),
+                r.scorer if r.scorer == REWARD_MODEL else f"baseline: {r.scorer}",
+                r.split,
+                str(r.n_pairs),
+                str(r.n_correct),
+                fmt_ci(r.accuracy, r.wilson_low, r.wilson_high),
+                NONE if math.isnan(r.documented) else fmt(r.documented),
+                NONE if math.isnan(r.documented) else inside(r.documented, r.wilson_low, r.wilson_high),
+            ]
+        )
+    header = ["experiment", "scorer", "split", "pairs", "correct", f"ours [Wilson {LEVEL}]", "documented",
+              "documented vs our interval"]  # fmt: skip
+    return section(
+        "Table 1: reward-model accuracy",
+        f"Pairwise accuracy (chosen scored above rejected) with a Wilson {LEVEL} interval. Baselines are trained "
+        "and scored on the same pairs as the reward model: how much of the documented accuracy a linear model gets.",
+    ) + table(header, rows)
+
+
+def tests_cell(tests: pd.DataFrame) -> str:
+    if tests.empty:
+        return NONE
+    parts = [tests.iloc[0].direction]
+    welch = tests[tests.test == "welch_t"]
+    if not welch.empty:
+        parts.append(f"Welch p = {fmt_p(welch.iloc[0].p_value)}")
+    mwu = tests[tests.test == "mann_whitney_u"]
+    if not mwu.empty:
+        parts.append(f"MWU p (seeds {'/'.join(mwu.seed)}) = {'/'.join(fmt_p(p) for p in mwu.p_value)}")
+    return "; ".join(parts)
+
+
+def policy_cell(row: pd.Series | None, n_seeds: int) -> str:
+    if row is None or row.n_seeds == 0:
+        return "not measured"
+    cell = fmt_ci(row["mean"], row.ci_low, row.ci_high)
+    return cell if row.n_seeds == n_seeds else f"{cell} (n={row.n_seeds})"
+
+
+def documented_cell(row: pd.Series | None) -> str:
+    if row is None or math.isnan(row.documented):
+        return NONE
+    if row.n_seeds == 0:
+        return f"{fmt(row.documented)} (not measured here)"
+    return f"{fmt(row.documented)} ({inside(row.documented, row.ci_low, row.ci_high)} our CI)"
+
+
+def effect_cell(inp: Inputs, experiment: str, metric: str) -> str:
+    """Cohen's d of the RLHF against the base seed means, and Cliff's delta on the pooled per-sample values."""
+    per_seed = inp.seed_metrics[(inp.seed_metrics.experiment == experiment) & (inp.seed_metrics.metric == metric)]
+    means = {p: per_seed[per_seed.policy == p].value.dropna().to_numpy() for p in POLICIES}
+    if min(len(v) for v in means.values()) == 0:
+        return NONE
+    parts = [f"d = {fmt(cohens_d(means['rlhf'], means['base']), 2)}"]
+    samples = inp.samples_of(experiment)
+    values = {p: per_sample_values(samples[samples.policy == p], metric) for p in POLICIES}
+    if all(v is not None and v.notna().any() for v in values.values()):
+        parts.append(f"δ = {fmt(cliffs_delta(values['rlhf'].dropna(), values['base'].dropna()), 2)}")
+    return ", ".join(parts)
+
+
+def section_ppo_table(inp: Inputs) -> list[str]:
+    lines = section(
+        "Table 2: PPO base vs RLHF",
+        f"Per experiment: each evaluation metric as mean [t {LEVEL} CI] over seeds, documented values beside "
+        "ours, and one-sided tests of RLHF against base in the tested direction (Welch t over seed "
+        "means; Mann-Whitney U per seed on per-sample values). Effect sizes of RLHF against base: Cohen's d "
+        "over seed means, Cliff's δ over the pooled per-sample values (where a metric has them).",
+    )
+    for experiment in inp.experiments:
+        exp_summary = inp.summary[inp.summary.experiment == experiment]
+        rows, unmeasured = [], []
+        for metric in exp_summary.metric.unique():
+            base, rlhf = (summary_row(inp, experiment, metric, p) for p in POLICIES)
+            measured = any(r is not None and r.n_seeds > 0 for r in (base, rlhf))
+            has_doc = any(r is not None and not math.isnan(r.documented) for r in (base, rlhf))
+            if not measured and not has_doc:
+                unmeasured.append(code(metric))
+                continue
+            rows.append(
+                [
+                    code(metric),
+                    policy_cell(base, len(inp.seeds)),
+                    documented_cell(base),
+                    policy_cell(rlhf, len(inp.seeds)),
+                    documented_cell(rlhf),
+                    tests_cell(tests_for(inp, experiment, metric)),
+                    effect_cell(inp, experiment, metric) if measured else NONE,
+                ]
+            )
+        lines += [f"### {code(experiment)}", ""]
+        header = ["metric", "base", "documented base", "RLHF", "documented RLHF", "one-sided tests", "effect size"]
+        lines += table(header, rows)
+        if unmeasured:
+            lines += [f"Not measured (null in every seed's metrics.json): {', '.join(unmeasured)}.", ""]
+        lines += per_seed_table(inp, experiment)
+    return lines
+
+
+def per_seed_table(inp: Inputs, experiment: str) -> list[str]:
+    """Each seed's held-out objective (base and RLHF) and its KL to the base policy: what the test above pools."""
+    objective = inp.config["experiments"][experiment]["objective"]["metric"]
+    metrics = inp.seed_metrics[inp.seed_metrics.experiment == experiment]
+    value = metrics.set_index(["seed", "policy", "metric"]).value
+    columns = [("base", objective), ("rlhf", objective), ("rlhf", "kl_mean"), ("base", "reward_mean"),
+               ("rlhf", "reward_mean")]  # fmt: skip
+    rows = []
+    for seed in inp.seeds:
+        cells = [value.get((seed, policy, name), math.nan) for policy, name in columns]
+        rows.append([str(seed), *(fmt(c) for c in cells)])
+    header = ["seed", f"{objective} base", f"{objective} RLHF", "KL(RLHF ‖ base) per response", "reward base",
+              "reward RLHF"]  # fmt: skip
+    return [
+        f"Per seed, on the held-out prompts (`evaluate/seed<k>/metrics.json`; KL in nats, {code('kl_mean')}):",
+        "",
+    ] + table(header, rows)
+
+
+# ----------------------------------------------------------------------------------- figures and samples
+
+
+def training_table(inp: Inputs) -> list[str]:
+    rows = []
+    for (experiment, seed), log in inp.train_logs.groupby(["experiment", "seed"], sort=False):
+        log = log.sort_values("step")
+        rows.append(
+            [
+                code(experiment),
+                str(seed),
+                str(len(log)),
+                fmt(log.reward_mean.iloc[0]),
+                fmt(log.reward_mean.iloc[-1]),
+                fmt(log.kl.iloc[-1]),
+                str(int(log.skipped.sum())),
+                fmt(log.seconds.sum()),
+                fmt(log.samples_per_s.mean()),
+            ]
+        )
+    header = ["experiment", "seed", "PPO steps", "reward, first step", "reward, last step", "KL, last step",
+              "mini-batches skipped (ratio threshold)", "seconds (sum over steps)", "samples/s (mean)"]  # fmt: skip
+    return table(header, rows)
+
+
+def section_figures(inp: Inputs, captions: list[tuple[str, str]]) -> list[str]:
+    """The figures by (file name, caption), numbered in order, and the PPO training log per seed."""
+    lines = section("Figures")
+    for number, (name, caption) in enumerate(captions, start=1):
+        lines += [f"![Figure {number}](figures/{name})", "", f"*Figure {number}: {caption}*", ""]
+    if not inp.judged():
+        lines += ["No experiment in this profile has a judge, so the judge figures are omitted.", ""]
+    lines += ["PPO training log per seed (from train_log.csv):", ""] + training_table(inp)
+    return lines
+
+
+def describe_sample(row: pd.Series, judge: bool) -> str:
+    facts = [f"reward {fmt(row.reward)}", f"{int(row.word_count)} words"]
+    if judge:
+        facts.append(f"judge {text(row.judge_label)} {fmt(row.judge_score)}")
+    return f"- **{POLICY_NAMES[row.policy]}** ({', '.join(facts)}): {text(row.response, SAMPLE_CHARS)}"
+
+
+def section_samples(inp: Inputs) -> list[str]:
+    lines = section(
+        "Sample generations",
+        f"The first {SAMPLES_PER_SEED} evaluation prompts (by prompt id) of each seed, answered by the "
+        f"base and the RLHF policy; responses escaped and cut at {SAMPLE_CHARS} characters.",
+    )
+    with_judge = set(inp.judged())
+    for experiment in inp.experiments:
+        lines += [f"### {code(experiment)}", ""]
+        samples = inp.samples_of(experiment)
+        for seed in inp.seeds:
+            seed_rows = samples[samples.seed == seed]
+            common = sorted(
+                set(seed_rows[seed_rows.policy == "base"].prompt_id)
+                & set(seed_rows[seed_rows.policy == "rlhf"].prompt_id)
+            )
+            for prompt_id in common[:SAMPLES_PER_SEED]:
+                pair = seed_rows[seed_rows.prompt_id == prompt_id]
+                lines += [
+                    f"**Seed {seed}, prompt {prompt_id}:** {text(pair.iloc[0].prompt, SAMPLE_CHARS)}",
+                    "",
+                ]
+                for policy in POLICIES:
+                    lines.append(describe_sample(pair[pair.policy == policy].iloc[0], experiment in with_judge))
+                lines.append("")
+    return lines
