@@ -2,7 +2,7 @@
 
     python benchmarks/report_build.py [results/smoke] [--repeats 3]
 
-Runs `python -m rlhf_bench.report.render` on the bundle into a temporary directory, so users can restyle the report
+Runs `python -m rlhf_bench.report` on the bundle into a temporary directory, so users can restyle the report
 and rebuild it in seconds.
 """
 
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as out:
             started = time.perf_counter()
-            command = [sys.executable, "-m", "rlhf_bench.report.render", "--config", str(bundle / "config.json"),
+            command = [sys.executable, "-m", "rlhf_bench.report", "--config", str(bundle / "config.json"),
                        "--results-dir", str(bundle), "--out-dir", out]  # fmt: skip
             subprocess.run(command, check=True, capture_output=True)
             times.append(time.perf_counter() - started)

@@ -437,5 +437,3 @@ def test_paper_path_rewards_and_judge(paper_run):
         assert samples.judge_score.between(0, 1).all()
         assert set(samples.judge_label) <= {"positive", "negative"}  # a two-label classifier, read by name
         assert ((samples.judge_score > 0.5) == (samples.judge_label == "positive")).all()
-
-
