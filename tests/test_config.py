@@ -12,6 +12,7 @@ import yaml
 
 from conftest import ROOT, smoke_config
 from rlhf_bench import config as cfg
+from rlhf_bench import settings
 
 
 def test_smoke_config_validates_and_fills_defaults():
@@ -23,7 +24,7 @@ def test_smoke_config_validates_and_fills_defaults():
     assert (generation.top_k, generation.top_p, generation.temperature) == (0, 1.0, 1.0)  # the trl 0.7.4 KL pitfall
     assert exp.evaluate.generation == generation  # evaluation samples as PPO does
     assert exp.ppo.gamma == 1.0  # a default from the schema
-    assert exp.ppo.lora == cfg.LoraSettings(enabled=True, r=16, alpha=32, dropout=0.0, target_modules=["c_attn"])
+    assert exp.ppo.lora == settings.LoraSettings(enabled=True, r=16, alpha=32, dropout=0.0, target_modules=["c_attn"])
     short = loaded.experiment("instruct-short")
     assert short.generation.max_new_tokens == short.evaluate.generation.max_new_tokens == 48
     assert not any(key.startswith("_") for key in loaded.raw)  # anchor blocks are dropped
@@ -33,21 +34,21 @@ def test_dataclasses_and_schema_name_the_same_fields():
     schema = cfg.load_schema()
     defs = schema["$defs"]
     pairs = {
-        cfg.DataSettings: defs["data"],
-        cfg.SFTSettings: defs["sft"],
-        cfg.RewardModelSettings: defs["reward"],
-        cfg.PPOSettings: defs["ppo"],
-        cfg.LoraSettings: defs["lora"],
-        cfg.GenerationSettings: defs["generation"],
-        cfg.EvalSettings: defs["evaluate"],
-        cfg.Experiment: defs["experiment"],
+        settings.DataSettings: defs["data"],
+        settings.SFTSettings: defs["sft"],
+        settings.RewardModelSettings: defs["reward"],
+        settings.PPOSettings: defs["ppo"],
+        settings.LoraSettings: defs["lora"],
+        settings.GenerationSettings: defs["generation"],
+        settings.EvalSettings: defs["evaluate"],
+        settings.Experiment: defs["experiment"],
     }
     for cls, block in pairs.items():
         names = {f.name for f in dataclasses.fields(cls)} - {"name"}  # an experiment's name is its key
         assert names == set(block["properties"]), cls.__name__
     overrides = defs["evaluate"]["properties"]["generation"]["properties"]
     assert set(overrides) == set(defs["generation"]["properties"])  # evaluate.generation overrides any of them
-    top = {f.name for f in dataclasses.fields(cfg.Config)} - {"raw"}
+    top = {f.name for f in dataclasses.fields(settings.Config)} - {"raw"}
     assert top == set(schema["properties"])
 
 
@@ -190,8 +191,10 @@ def test_renamed_key_in_a_file_names_the_file(tmp_path):
 def test_evaluate_generation_overrides_only_what_it_names():
     raw = broken(lambda r: r["experiments"]["hh-positive"]["evaluate"].update(generation={"temperature": 0.7}))
     exp = cfg.from_dict(raw).experiment("hh-positive")
-    assert exp.generation == cfg.GenerationSettings(max_new_tokens=20, temperature=1.0, top_k=0, top_p=1.0)
-    assert exp.evaluate.generation == cfg.GenerationSettings(max_new_tokens=20, temperature=0.7, top_k=0, top_p=1.0)
+    assert exp.generation == settings.GenerationSettings(max_new_tokens=20, temperature=1.0, top_k=0, top_p=1.0)
+    assert exp.evaluate.generation == settings.GenerationSettings(
+        max_new_tokens=20, temperature=0.7, top_k=0, top_p=1.0
+    )
 
 
 def test_trl_ppo_config_gets_our_target_and_every_field_it_shares():

@@ -6,8 +6,8 @@ import pytest
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
-from rlhf_bench.config import RewardModelSettings, SFTSettings
 from rlhf_bench.io import StageError
+from rlhf_bench.settings import RewardModelSettings, SFTSettings
 from rlhf_bench.train import models
 
 TEXTS = [

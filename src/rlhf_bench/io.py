@@ -21,6 +21,11 @@ class StageError(RuntimeError):
     line naming the file, the field and the fix. The stage frame prints it and exits 2."""
 
 
+class ConfigError(StageError):
+    """A config or claims file that cannot be run: a StageError like every other, named apart only so that the
+    DAG can say "config error" before any job starts."""
+
+
 # ------------------------------------------------------------------------------------------------- writing
 
 

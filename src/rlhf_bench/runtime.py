@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rlhf_bench.config import Config, ConfigError, Experiment, load
+from rlhf_bench.config import ConfigError, load
 from rlhf_bench.io import StageError, read_checksums, write_json
 from rlhf_bench.layout import MODULES
+from rlhf_bench.settings import Config, Experiment
 
 # The documented stack (seeds/000 "Dependencies"). envs/requirements.in pins the same versions.
 PINNED = {"transformers": "4.33.1", "trl": "0.7.4", "peft": "0.5.0", "accelerate": "0.28.0"}

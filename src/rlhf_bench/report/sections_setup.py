@@ -15,16 +15,9 @@ from rlhf_bench.report.markup import NONE, REWARD_UNITS, code, section, table, t
 
 # Config blocks shown as hyperparameter tables, one column per experiment.
 HYPERPARAMETER_BLOCKS = ("ppo", "generation", "reward")
-# Why a profile's numbers cannot be set beside the documented ones, when the config does not say.
-NOT_COMPARABLE_REASONS = {
-    "smoke": "tiny models, synthetic data",
-    "imdb-cpu": "real IMDB, but a MiniLM reward model and a small GPT-2 trained here, not DistilBERT and gpt2",
-}
-
-
 def not_comparable_reason(config: dict, default: str) -> str:
-    """The config's comparability_note, else the known reason for its profile, else `default`."""
-    return config.get("comparability_note") or NOT_COMPARABLE_REASONS.get(str(config.get("profile", "")), default)
+    """The profile's own comparability_note (config), else `default`."""
+    return config.get("comparability_note") or default
 
 
 def compact(value) -> str:
@@ -159,9 +152,7 @@ def benchmark_rule(file: str) -> str:
 def section_deviations(inp: Inputs) -> list[str]:
     """Every place this run differs from the documented setting: declared in the config, plus drift."""
     rows = []
-    declared = [("all", d) for d in inp.config.get("deviations") or []]
-    for experiment, exp in inp.config["experiments"].items():
-        declared += [(experiment, d) for d in exp.get("deviations") or []]
+    declared = [(name, d) for name, exp in inp.config["experiments"].items() for d in exp.get("deviations") or []]
     applied = bool(inp.config.get("apply_sound_settings"))
     for experiment, d in declared:
         sound = NONE

@@ -20,10 +20,10 @@ import json
 import random
 from pathlib import Path
 
-from rlhf_bench.config import DataSettings
 from rlhf_bench.io import StageError, atomic_write_text, sha256_file, write_json
 from rlhf_bench.layout import DATA_FILES
 from rlhf_bench.runtime import Stage
+from rlhf_bench.settings import DataSettings
 from rlhf_bench.train import download, synthetic
 
 # The policy sees an instruction as "Question: ...\nAnswer:" and continues it; the reward model scores

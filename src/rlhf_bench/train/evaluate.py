@@ -21,9 +21,9 @@ import torch
 from peft import PeftModel
 from tqdm import tqdm
 
-from rlhf_bench.config import Experiment, GenerationSettings
 from rlhf_bench.io import StageError, write_json, write_parquet
 from rlhf_bench.runtime import Stage
+from rlhf_bench.settings import Experiment, GenerationSettings
 from rlhf_bench.train import models
 from rlhf_bench.train.data import load_records
 from rlhf_bench.train.judge import make_judge

@@ -28,8 +28,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from rlhf_bench.config import RewardModelSettings, SFTSettings
 from rlhf_bench.io import StageError
+from rlhf_bench.settings import RewardModelSettings, SFTSettings
 from rlhf_bench.train import download
 
 EOS = "<|endoftext|>"  # GPT-2's own end-of-text token, so a scratch policy and `gpt2` behave alike

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from rlhf_bench.config import Experiment, GenerationSettings
+from rlhf_bench.settings import Experiment, GenerationSettings
 
 
 def policy_path(experiment: Experiment, sft_dir: str | Path | None) -> str:

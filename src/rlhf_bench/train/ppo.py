@@ -27,8 +27,8 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
 
-from rlhf_bench.config import Experiment, PPOSettings
 from rlhf_bench.runtime import Stage
+from rlhf_bench.settings import Experiment, PPOSettings
 from rlhf_bench.train import download, models
 from rlhf_bench.train.data import load_records
 from rlhf_bench.train.policy import generation_kwargs, policy_path

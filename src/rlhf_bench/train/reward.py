@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from rlhf_bench.config import Experiment, RewardModelSettings
 from rlhf_bench.io import StageError, write_json
 from rlhf_bench.runtime import Stage
+from rlhf_bench.settings import Experiment, RewardModelSettings
 from rlhf_bench.train import baseline, models
 from rlhf_bench.train.data import load_records
 

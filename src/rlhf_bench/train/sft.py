@@ -16,9 +16,9 @@ import torch
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from rlhf_bench.config import SFTSettings
 from rlhf_bench.io import write_json
 from rlhf_bench.runtime import Stage
+from rlhf_bench.settings import SFTSettings
 from rlhf_bench.train import models
 from rlhf_bench.train.data import load_records
 
