@@ -1,3 +1,4 @@
+# Stage data: an experiment's prompts, preference pairs and sft corpus, with checksums (rlhf_bench.train.data).
 rule data:
     """Prompts and preference pairs (train/test) and the sft corpus, with sha256 checksums."""
     input:

@@ -1,3 +1,4 @@
+# Stage evaluate: base vs RLHF policy on the held-out prompts, one job per seed (rlhf_bench.train.evaluate).
 rule evaluate:
     """Base vs RLHF policy on the held-out prompts, one seed: per-sample table and per-seed metrics."""
     input:

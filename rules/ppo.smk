@@ -1,3 +1,4 @@
+# Stage ppo: trl.PPOTrainer with a LoRA adapter, one job per seed (rlhf_bench.train.ppo).
 rule ppo:
     """trl.PPOTrainer with a LoRA adapter, one seed."""
     input:

@@ -1,3 +1,4 @@
+# Profile-wide analysis: aggregate, claims, compare and the report (rlhf_bench.analysis, rlhf_bench.report).
 from rlhf_bench.analysis.claims_file import validated_or_exit as validate_claims_or_exit
 
 

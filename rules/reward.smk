@@ -1,3 +1,4 @@
+# Stage reward: the reward model on the train pairs, accuracy on both splits (rlhf_bench.train.reward).
 rule reward:
     """Reward model on the train pairs (ranking loss, or binary classifier); pairwise accuracy on both."""
     input:

@@ -1,3 +1,4 @@
+# Stage sft: the policy's language model, where policy: sft (rlhf_bench.train.sft).
 rule sft:
     """Tokenizer and GPT-2 policy trained on the experiment's corpus (only where policy: sft)."""
     input:

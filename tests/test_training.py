@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from rlhf_bench.analysis import metrics
 from rlhf_bench.io import StageError
 from rlhf_bench.train import evaluate, models, reward
 
@@ -34,7 +35,7 @@ def test_pairwise_accuracy_counts_ties_as_wrong():
 
 def test_word_count_reward():
     assert reward.negative_word_count(["one two  three", "", "  single\n"]) == [-3.0, -0.0, -1.0]
-    assert reward.word_count("Paris is the capital.\nYes.") == 5
+    assert metrics.word_count("Paris is the capital.\nYes.") == 5
 
 
 def test_distinct_2():

@@ -15,6 +15,8 @@ from rlhf_bench.report.markup import NONE, REWARD_UNITS, code, section, table, t
 
 # Config blocks shown as hyperparameter tables, one column per experiment.
 HYPERPARAMETER_BLOCKS = ("ppo", "generation", "reward")
+
+
 def not_comparable_reason(config: dict, default: str) -> str:
     """The profile's own comparability_note (config), else `default`."""
     return config.get("comparability_note") or default

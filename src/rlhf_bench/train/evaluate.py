@@ -21,6 +21,7 @@ import torch
 from peft import PeftModel
 from tqdm import tqdm
 
+from rlhf_bench.analysis.metrics import word_count
 from rlhf_bench.io import StageError, write_json, write_parquet
 from rlhf_bench.runtime import Stage
 from rlhf_bench.settings import Experiment, GenerationSettings
@@ -28,7 +29,7 @@ from rlhf_bench.train import models
 from rlhf_bench.train.data import load_records
 from rlhf_bench.train.judge import make_judge
 from rlhf_bench.train.policy import generation_kwargs, policy_path
-from rlhf_bench.train.reward import reward_function, word_count
+from rlhf_bench.train.reward import reward_function
 
 POLICIES = ("base", "rlhf")
 

@@ -27,12 +27,13 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
 
+from rlhf_bench.analysis.metrics import word_count
 from rlhf_bench.runtime import Stage
 from rlhf_bench.settings import Experiment, PPOSettings
 from rlhf_bench.train import download, models
 from rlhf_bench.train.data import load_records
 from rlhf_bench.train.policy import generation_kwargs, policy_path
-from rlhf_bench.train.reward import reward_function, word_count
+from rlhf_bench.train.reward import reward_function
 
 LOG_COLUMNS = (
     "step", "reward_mean", "reward_std", "kl", "kl_coef", "entropy", "policy_loss", "value_loss",

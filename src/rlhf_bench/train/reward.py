@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from rlhf_bench.analysis.metrics import word_count
 from rlhf_bench.io import StageError, write_json
 from rlhf_bench.runtime import Stage
 from rlhf_bench.settings import Experiment, RewardModelSettings
@@ -44,11 +45,6 @@ def pairwise_accuracy(r_chosen, r_rejected) -> tuple[int, int]:
     """(correct, total): a pair is correct when the chosen text scores strictly higher."""
     chosen, rejected = np.asarray(r_chosen, dtype=float), np.asarray(r_rejected, dtype=float)
     return int((chosen > rejected).sum()), int(chosen.size)
-
-
-def word_count(text: str) -> int:
-    """Words as the seed counts them: whitespace-separated tokens."""
-    return len(text.split())
 
 
 def negative_word_count(texts: list[str]) -> list[float]:
