@@ -275,3 +275,12 @@ def test_missing_input_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(missing) in err and "'evaluate'" in err
     assert not (results / "claims.csv").exists()
+
+
+def test_one_number_format_for_reasons_and_tables():
+    """analysis.metrics.fmt is the one formatter: 3 significant digits, no exponent, 'n/a' where missing."""
+    from rlhf_bench.analysis.metrics import fmt, fmt_p
+
+    assert [fmt(v) for v in (251.2, 0.012345, -87.1, 999.6, 1234.5)] == ["251", "0.0123", "-87.1", "1,000", "1,234"]
+    assert fmt(None) == fmt(float("nan")) == fmt_p(float("nan")) == "n/a"
+    assert fmt_p(0.000123) == "0.00012"

@@ -29,11 +29,14 @@ def missing(value) -> bool:
 
 
 def fmt(value, digits: int = 3) -> str:
-    """A number for a table or a reason line: 3 significant digits, one decimal from 100 up, 'n/a' if missing."""
+    """A number for a table or a reason line: `digits` significant digits, whole numbers with thousands
+    separators from 10**digits up (never 1.23e+03), 'n/a' if missing."""
     if missing(value):
         return "n/a"
     value = float(value)
-    return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.{digits}g}"
+    if abs(value) >= 10**digits - 0.5:  # where :g would switch to an exponent
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
 
 
 def fmt_p(p) -> str:
