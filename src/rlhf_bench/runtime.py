@@ -207,6 +207,11 @@ class Stage:
         self.parser.add_argument("--sft", help="the sft stage's directory (when policy: sft)")
         self.parser.add_argument("--reward", help="the reward stage's directory (when ppo.reward: reward_model)")
 
+    def add_results_args(self, out: str = "--out-dir") -> None:
+        """--results-dir (results/<profile>) and where to write, as the analysis stages take them."""
+        self.parser.add_argument("--results-dir", type=Path, required=True, help="results/<profile>")
+        self.parser.add_argument(out, type=Path, required=True, help="where to write the outputs")
+
     def add_out_arg(self, where: str) -> None:
         self.parser.add_argument("--out", required=True, help=f"output directory ({where})")
 

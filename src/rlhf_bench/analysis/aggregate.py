@@ -254,15 +254,9 @@ def aggregate(config: dict, results_dir: Path, out_dir: Path) -> dict[str, pd.Da
     return tables
 
 
-def add_results_args(stage: Stage, out: str = "--out-dir") -> None:
-    """--results-dir (results/<profile>) and where to write, as every analysis stage takes them."""
-    stage.parser.add_argument("--results-dir", type=Path, required=True, help="results/<profile>")
-    stage.parser.add_argument(out, type=Path, required=True, help="where to write the outputs")
-
-
 def main(argv: list[str] | None = None) -> int:
     stage = Stage("aggregate", "Statistics over seeds, reward-model accuracy intervals and one-sided tests.")
-    add_results_args(stage)
+    stage.add_results_args()
 
     def body(run):
         tables = aggregate(run.config.raw, run.args.results_dir, run.args.out_dir)

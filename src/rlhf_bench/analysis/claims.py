@@ -29,7 +29,6 @@ from scipy import stats as sps
 
 from rlhf_bench.analysis import power, proportions, stats
 from rlhf_bench.analysis.aggregate import (
-    add_results_args,
     evaluate_file,
     load_samples,
     load_seed_metrics,
@@ -360,7 +359,7 @@ def claims_table(config: dict, results_dir: Path, claims_path: Path) -> pd.DataF
 
 def main(argv: list[str] | None = None) -> int:
     stage = Stage("claims", "Test every documented claim on a finished run.")
-    add_results_args(stage, out="--out")
+    stage.add_results_args(out="--out")
     stage.parser.add_argument("--claims", type=Path, default=DEFAULT_CLAIMS, help="claims file (config/claims.yaml)")
 
     def body(run):

@@ -24,7 +24,6 @@ import matplotlib as mpl
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from rlhf_bench.analysis.aggregate import add_results_args
 from rlhf_bench.io import staged_outputs
 from rlhf_bench.report.figures import DPI, render_figures
 from rlhf_bench.report.inputs import Inputs, load_inputs
@@ -100,7 +99,7 @@ def write_report(inp: Inputs, out_dir: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     stage = Stage("report", "Write report.md, report.html, report.pdf and figures/ from the results of one profile.")
-    add_results_args(stage)
+    stage.add_results_args()
 
     def body(run):
         inputs = load_inputs(run.config.raw, Path(run.args.config), run.args.results_dir)
