@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 
 from rlhf_bench.config import validate
+from rlhf_bench.io import checksum_tree
 from rlhf_bench.layout import Layout, runs_sft
 
 SMOKE_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
@@ -353,4 +354,16 @@ def write_fake_results(
                 _benchmark(Path(layout.benchmark("ppo").format(experiment=name, seed=seed)), 40.0 + seed, 812.5)
         if benchmarks:
             _benchmark(Path(layout.benchmark("data").format(experiment=name)), 2.0, 150.0)
+    for record in results.rglob("provenance.json"):  # as the stage frame records what each stage wrote
+        restamp(record.parent / "provenance.json")
     return results
+
+
+def restamp(path: Path) -> None:
+    """Record a stage folder's files as its own again (provenance.json `outputs`), as if the stage had written
+    them as they are now: what a test that plays a different run does after editing one of them."""
+    record = path.parent / "provenance.json"
+    if record.is_file():
+        provenance = json.loads(record.read_text())
+        provenance["outputs"] = checksum_tree(path.parent)
+        record.write_text(json.dumps(provenance, indent=2))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from report_fixtures import TRICKY_RESPONSE, write_fake_results
+from report_fixtures import TRICKY_RESPONSE, restamp, write_fake_results
 from rlhf_bench.analysis import aggregate
 from rlhf_bench.analysis.metrics import fmt
 from rlhf_bench.report import render, sections
@@ -153,6 +153,7 @@ def test_aggregate_hand_checked_values(small_results, tmp_path):
         metrics = json.loads(path.read_text())
         metrics["policies"]["rlhf"]["reward_mean"] = value
         path.write_text(json.dumps(metrics))
+        restamp(path)  # as the evaluate stage would have recorded it
     out = tmp_path / "agg"
     assert aggregate.main(cli_args(small_results, out)) == 0
     summary = pd.read_csv(out / "summary.csv")

@@ -16,7 +16,7 @@ import yaml
 from scipy import stats as sps
 
 from conftest import ROOT, smoke_config
-from report_fixtures import write_fake_results
+from report_fixtures import restamp, write_fake_results
 from rlhf_bench.analysis import claims, claims_file
 from rlhf_bench.config import ConfigError
 
@@ -242,6 +242,7 @@ def test_a_failed_claim_is_not_reproduced(tmp_path):
     rm = json.loads(path.read_text())
     rm["train"].update(n_correct=120, accuracy=0.6)
     path.write_text(json.dumps(rm))
+    restamp(path)  # a reward model that scored this, as its stage recorded it
     assert run_claims(results, results / "claims.csv") == 0
     row = pd.read_csv(results / "claims.csv").set_index("claim_id").loc["imdb-rm-accuracy-train"]
     assert row.verdict == "NOT REPRODUCED" and row.p_refute_holm < 0.05
@@ -284,3 +285,18 @@ def test_one_number_format_for_reasons_and_tables():
     assert [fmt(v) for v in (251.2, 0.012345, -87.1, 999.6, 1234.5)] == ["251", "0.0123", "-87.1", "1,000", "1,234"]
     assert fmt(None) == fmt(float("nan")) == fmt_p(float("nan")) == "n/a"
     assert fmt_p(0.000123) == "0.00012"
+
+
+def test_an_edited_metrics_file_is_not_published(tmp_path):
+    """metrics.json changed after evaluate wrote it: claims stops naming the file and the rule to rerun."""
+    results = write_fake_results(tmp_path, experiments=("instruct-short",), n_prompts=8, benchmarks=False)
+    path = results / "instruct-short" / "evaluate" / "seed1" / "metrics.json"
+    path.write_text(path.read_text().replace('"length_mean": ', '"length_mean": 1'))
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlhf_bench.analysis.claims", "--config", str(results / "config.json"),
+         "--results-dir", str(results), "--out", str(tmp_path / "claims.csv")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)}, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert str(path) in proc.stderr and "rerun the rule 'evaluate'" in proc.stderr
+    assert not (tmp_path / "claims.csv").exists()

@@ -15,7 +15,7 @@ import pytest
 from scipy import stats as sps
 
 from conftest import ROOT
-from report_fixtures import write_fake_results
+from report_fixtures import restamp, write_fake_results
 from rlhf_bench.analysis import check, claims, compare
 
 SRC = ROOT / "src"
@@ -41,9 +41,12 @@ def bundles(tmp_path):
 
 
 def edit_json(path: Path, change) -> None:
+    """Change a bundle's file as a different run would have written it (its stage's checksums follow)."""
     data = json.loads(path.read_text())
     change(data)
     path.write_text(json.dumps(data))
+    if path.name != "provenance.json":
+        restamp(path)
 
 
 def shift_metric(bundle: Path, experiment: str, policy: str, metric: str, shifts) -> None:
@@ -124,6 +127,9 @@ def test_every_provenance_difference_is_listed(bundles):
     edit_json(rerun / "imdb-negative" / "data" / "checksums.json", lambda c: c.update({"pairs_test.jsonl": "f00"}))
     edit_json(rerun / "config.json", lambda c: c["experiments"]["imdb-negative"]["ppo"].update(steps=9))
     edit_json(rerun / "hh-positive" / "evaluate" / "seed1" / "provenance.json", lambda p: p.update(git_commit="abc"))
+    log = rerun / "imdb-negative" / "ppo" / "seed0" / "train_log.csv"  # what different weights would give
+    log.write_text(log.read_text() + "\n")
+    restamp(log)
     _, provenance, _, text = compare.compare(earlier, rerun)
     by_key = provenance.set_index("key")
     n_provenance = len(list(rerun.rglob("provenance.json")))
@@ -135,6 +141,7 @@ def test_every_provenance_difference_is_listed(bundles):
         "config", "8", "9"
     ]  # fmt: skip
     assert by_key.loc["git_commit", "category"] == "code"
+    assert by_key.loc["outputs.train_log.csv", ["category", "n_files"]].tolist() == ["output checksums", 1]
     assert "started_utc" not in by_key.index and "seconds" not in by_key.index
     assert '`versions.torch`: "2.13.0+cpu" -> "2.14.0"' in text
 

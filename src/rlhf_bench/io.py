@@ -157,3 +157,52 @@ def read_yaml(path: str | Path, what: str, error: type[StageError] = StageError)
 def read_checksums(data_dir: str | Path) -> dict[str, str]:
     """The data stage's checksums.json, which every later stage records in its provenance."""
     return read_json(Path(data_dir) / "checksums.json")
+
+
+def checksum_tree(folder: str | Path) -> dict[str, str]:
+    """sha256 of every file a stage wrote into its folder, by relative path: what its provenance.json records as
+    `outputs` and every reader verifies. provenance.json itself and hidden temporaries are left out."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in files if p != folder / "provenance.json"}
+
+
+def verify_checksums(folder: str | Path, recorded: dict[str, str], record: str | Path) -> dict[str, str]:
+    """Every file `record` lists under `folder` is there and hashes as recorded; else one line naming the file
+    and the rule to rerun. Returns `recorded`, for the reader's provenance."""
+    from rlhf_bench.layout import producing_rule
+
+    for name, digest in recorded.items():
+        path = Path(folder, name)
+        rule = producing_rule(path) or "that made it"
+        fix = f"Fix: rerun the rule '{rule}' (snakemake --forcerun {rule})."
+        if not path.is_file():
+            raise StageError(f"{path}: missing, but {record} records it. {fix}")
+        if sha256_file(path) != digest:
+            raise StageError(
+                f"{path}: its sha256 is not the one {record} records (changed since it was written). {fix}"
+            )
+    return recorded
+
+
+def verified(path: str | Path) -> Path:
+    """A stage's output file, after checking it against the sha256 its folder's provenance.json records."""
+    path = require(path)
+    record = path.parent / "provenance.json"
+    recorded = field(field(read_json(record), "outputs", record), path.name, f"{record} outputs")
+    verify_checksums(path.parent, {path.name: recorded}, record)
+    return path
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")  # loading one can run code
+
+
+def verified_outputs(folder: str | Path) -> dict[str, str]:
+    """A finished stage's files, checked against the `outputs` its provenance.json records. A pickle beside
+    them is refused: peft and transformers fall back to `*.bin` weights where a safetensors file is missing."""
+    pickles = sorted(p for p in Path(folder).rglob("*") if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise StageError(f"{pickles[0]}: a pickle, which rlhf-bench never loads. Fix: delete it (safetensors only).")
+    record = Path(folder, "provenance.json")
+    outputs = field(read_json(record), "outputs", record)
+    return verify_checksums(folder, outputs, record)

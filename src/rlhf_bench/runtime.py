@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rlhf_bench.config import ConfigError, load
-from rlhf_bench.io import StageError, read_checksums, write_json
+from rlhf_bench.io import StageError, checksum_tree, read_checksums, verified_outputs, verify_checksums, write_json
 from rlhf_bench.layout import MODULES
 from rlhf_bench.settings import Config, Experiment
 
@@ -235,6 +235,7 @@ class Stage:
                 provenance.setdefault("hub", download.resolved())
                 provenance["hardware"] = hardware()
                 provenance["seconds"] = round(time.time() - started, 3)
+                provenance["outputs"] = checksum_tree(result)  # what every reader verifies
                 write_json(Path(result) / "provenance.json", provenance)
         except StageError as exc:
             print(f"{self.module}: error: {exc}", file=sys.stderr)
@@ -266,7 +267,8 @@ class Stage:
         }
 
     def _start(self, run: Run) -> None:
-        """The start-up every training stage shares, in this order: fail fast, then cache, seed and inputs."""
+        """The start-up every training stage shares, in this order: fail fast, then cache, seed, and the inputs
+        verified against the checksums their producers recorded."""
         from rlhf_bench.train import download
 
         if self.runs_models:
@@ -278,4 +280,10 @@ class Stage:
         if self.runs_models:
             seed_everything(run.args.seed if self.seeded else self.seed(run.experiment), run.config.threads)
         if self.reads_data:
-            run.provenance["data_checksums"] = read_checksums(run.data)
+            record = run.data / "checksums.json"
+            run.provenance["data_checksums"] = verify_checksums(run.data, read_checksums(run.data), record)
+        # The trained models a stage starts from, checked against what their stage recorded writing.
+        for name in ("sft", "reward", "ppo"):
+            folder = getattr(run.args, name, None)
+            if folder:
+                run.provenance.setdefault("inputs", {})[name] = verified_outputs(folder)

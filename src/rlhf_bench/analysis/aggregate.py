@@ -24,7 +24,7 @@ import pandas as pd
 
 from rlhf_bench.analysis.metrics import ALPHA, CONFIDENCE, DIRECTIONS, METRIC_ORDER, POLICIES, SPLITS
 from rlhf_bench.analysis.stats import mann_whitney_one_sided, t_interval, welch_t, wilson_interval
-from rlhf_bench.io import StageError, field, read_json, read_table, staged_outputs
+from rlhf_bench.io import StageError, field, read_json, read_table, staged_outputs, verified
 from rlhf_bench.layout import SUMMARY_TABLES, stage_dir
 from rlhf_bench.runtime import Stage
 
@@ -77,7 +77,7 @@ def load_seed_metrics(config: dict, results_dir: Path) -> pd.DataFrame:
     for experiment in config["experiments"]:
         for seed in config["seeds"]:
             path = evaluate_file(results_dir, experiment, seed, "metrics.json")
-            metrics = read_json(path)
+            metrics = read_json(verified(path))
             if field(metrics, "seed", path) != seed:
                 raise StageError(f"{path}: field 'seed' is {metrics['seed']!r}, expected {seed}")
             policies = field(metrics, "policies", path)
@@ -124,7 +124,7 @@ def summarize_reward_models(config: dict, results_dir: Path) -> pd.DataFrame:
     rows = []
     for experiment in config["experiments"]:
         path = rm_metrics_file(results_dir, experiment)
-        rm = read_json(path)
+        rm = read_json(verified(path))
         docs = documented(config, experiment)
         scorers = [(REWARD_MODEL, rm, str(path))]
         for name, result in (rm.get("baselines") or {}).items():
@@ -145,7 +145,7 @@ def summarize_reward_models(config: dict, results_dir: Path) -> pd.DataFrame:
 def load_samples(results_dir: Path, experiment: str, seed: int) -> pd.DataFrame:
     """One seed's evaluation samples, checked for the columns and the seed this stage relies on."""
     path = evaluate_file(results_dir, experiment, seed, "samples.parquet")
-    samples = read_table(path, SAMPLE_COLUMNS, kind="parquet")
+    samples = read_table(verified(path), SAMPLE_COLUMNS, kind="parquet")
     seeds_found = set(samples["seed"].unique().tolist())
     if seeds_found - {seed}:
         raise StageError(f"{path}: column 'seed' holds {sorted(seeds_found)}, expected only {seed}")

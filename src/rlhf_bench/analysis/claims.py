@@ -38,7 +38,7 @@ from rlhf_bench.analysis.aggregate import (
 )
 from rlhf_bench.analysis.claims_file import DEFAULT_CLAIMS, Claim, ClaimsFile, load_claims
 from rlhf_bench.analysis.metrics import CONFIDENCE, LENGTH_METRICS, POLICIES, RM_METRICS, fmt, fmt_p
-from rlhf_bench.io import StageError, atomic_write_text, read_json
+from rlhf_bench.io import StageError, atomic_write_text, read_json, verified
 from rlhf_bench.runtime import Stage
 
 # ---------------------------------------------------------------------------------------- the run
@@ -74,7 +74,7 @@ class Run:
 
     def pair_counts(self, experiment: str, split: str) -> tuple[int, int]:
         path = rm_metrics_file(self.results_dir, experiment)
-        return pair_counts(read_json(path), split, path)
+        return pair_counts(read_json(verified(path)), split, path)
 
     def samples(self, experiment: str, seed: int) -> pd.DataFrame:
         if (experiment, seed) not in self._samples:

@@ -40,7 +40,7 @@ from rlhf_bench.analysis import proportions, stats
 from rlhf_bench.analysis.aggregate import load_seed_metrics, ordered_metrics, pair_counts, rm_metrics_file
 from rlhf_bench.analysis.claims_file import DEFAULT_CLAIMS, load_claims
 from rlhf_bench.analysis.metrics import CONFIDENCE, RM_METRICS, fmt, fmt_p
-from rlhf_bench.io import StageError, field, flatten, read_json, staged_outputs
+from rlhf_bench.io import StageError, field, flatten, read_json, staged_outputs, verified
 from rlhf_bench.runtime import Stage
 
 # Provenance keys that differ between any two runs by nature: they would bury the differences that matter.
@@ -87,7 +87,7 @@ class Bundle:
 
     def pair_counts(self, experiment: str, split: str) -> tuple[int, int]:
         path = rm_metrics_file(self.path, experiment)
-        return pair_counts(read_json(path), split, path)
+        return pair_counts(read_json(verified(path)), split, path)
 
     def json_files(self) -> dict[str, dict]:
         """Every provenance.json and checksums.json, and config.json, by path relative to the bundle."""
@@ -200,6 +200,8 @@ def category(file: str, key: str) -> str:
         return "config"
     if file.endswith("checksums.json") or key.startswith("data_checksums"):
         return "data checksums"
+    if key.startswith(("outputs", "inputs")):
+        return "output checksums"  # weights, metrics and tables as their stage wrote them
     if key.startswith(("versions", "version_drift")):
         return "library versions"
     if key.startswith("hardware"):

@@ -14,7 +14,7 @@ from rlhf_bench.analysis.aggregate import (
     load_samples,
     load_seed_metrics,
 )
-from rlhf_bench.io import StageError, field, read_checksums, read_json, read_table
+from rlhf_bench.io import StageError, field, read_checksums, read_json, read_table, verified
 from rlhf_bench.layout import SUMMARY_TABLES, Layout, stage_dir, stage_dirs
 
 TRAIN_LOG_COLUMNS = ("step", "reward_mean", "kl", "skipped", "seconds", "samples_per_s")
@@ -113,7 +113,7 @@ def load_aggregate_tables(config: dict, results_dir: Path) -> tuple[pd.DataFrame
 def load_train_logs(config: dict, results_dir: Path) -> pd.DataFrame:
     layout = Layout(config, str(results_dir))
     frames = [
-        read_table(layout.file(experiment, "ppo", "train_log.csv", seed), TRAIN_LOG_COLUMNS).assign(
+        read_table(verified(layout.file(experiment, "ppo", "train_log.csv", seed)), TRAIN_LOG_COLUMNS).assign(
             experiment=experiment, seed=seed
         )
         for experiment in layout.experiments
