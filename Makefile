@@ -26,7 +26,9 @@ $(STAMP): envs/requirements.lock envs/requirements-extras.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Snakemake reads --configfile before the Snakefile runs and names no file when it cannot: check it first.
 run: install  ## the whole DAG on $(CONFIG) (default: the smoke profile)
+	python -m rlhf_bench.config $(CONFIG)
 	snakemake --cores $(CORES) --configfile $(CONFIG)
 
 # seeds/000 Part 1 on the real IMDB data (../shared/data/imdb, see config/imdb-cpu.yaml): under an hour on 2 cores.

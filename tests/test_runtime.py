@@ -62,8 +62,9 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path):
 def test_unknown_experiment_is_named(tiny_config_file, tmp_path, capsys):
     args = ["--config", str(tiny_config_file), "--experiment", "imdb-positive", "--out", str(tmp_path)]
     assert data.main(args) == 2
-    assert "unknown experiment 'imdb-positive' (this config has: hh-positive, imdb-negative, instruct-short)" in (
-        capsys.readouterr().err
+    assert (
+        f"{tiny_config_file}: --experiment 'imdb-positive' is not one of its experiments "
+        "(hh-positive, imdb-negative, instruct-short)" in capsys.readouterr().err
     )
 
 

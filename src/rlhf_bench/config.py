@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import best_match
 
-from rlhf_bench.io import ConfigError, read_yaml
+from rlhf_bench.io import ConfigError, read_text, read_yaml
 from rlhf_bench.settings import (
     Config,
     DataSettings,
@@ -148,8 +149,10 @@ def _unshared_copy(value):
 def validate(raw: dict, source: str = "config") -> dict:
     """Validate `raw` against the schema and return a copy with defaults filled in; ConfigError otherwise."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: the config must be a mapping of keys to values, got {type(raw).__name__}.")
+        what = "is empty" if raw is None else f"is a {type(raw).__name__}, not a mapping of keys to values"
+        raise ConfigError(f"{source}: (top level): the config {what}. Fix: start from config/config.yaml.")
     _check_renamed(raw, source)
+    _check_finite(raw, source)
     filled = _unshared_copy(raw)
     error = best_match(_DefaultFillingValidator(load_schema()).iter_errors(filled))
     if error is not None:
@@ -161,6 +164,18 @@ def validate(raw: dict, source: str = "config") -> dict:
     for name, exp in filled["experiments"].items():
         _check_experiment(name, exp, source)
     return {key: value for key, value in filled.items() if not key.startswith("_")}
+
+
+def _check_finite(value, source: str, where: str = "") -> None:
+    """NaN and infinity pass every JSON-schema bound (NaN compares false), so refuse them by name first."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, source, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, source, f"{where}[{index}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {where}: {value} is not a finite number. Fix: give a number.")
 
 
 def _apply_deviations(filled: dict, source: str) -> bool:
@@ -198,7 +213,7 @@ def _check_experiment(name: str, exp: dict, source: str) -> None:
     where = f"{source}: experiments.{name}"
     if exp["policy"] == "sft" and not exp["sft"]["enabled"]:
         raise ConfigError(f"{where}.policy: 'sft' needs sft.enabled: true. Fix: enable sft or name a causal LM.")
-    if exp["ppo"]["reward"] == "reward_model" and exp["ppo"]["batch_size"] % exp["ppo"]["mini_batch_size"]:
+    if exp["ppo"]["batch_size"] % exp["ppo"]["mini_batch_size"]:  # trl asserts it, whatever the reward
         raise ConfigError(f"{where}.ppo.mini_batch_size: must divide ppo.batch_size. Fix: change one of them.")
     if exp["evaluate"]["judge"] == "classifier" and not exp["evaluate"]["judge_model"]:
         raise ConfigError(
@@ -252,9 +267,7 @@ def load(path: str | Path) -> Config:
     path = Path(path)
     if path.suffix == ".json":  # what stages read (write_resolved); YAML 1.1 would read 5e-05 as a string
         try:
-            return from_dict(json.loads(path.read_text()), str(path))
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the config ({exc.strerror}). Fix: check the path.") from None
+            return from_dict(json.loads(read_text(path, "config", ConfigError)), str(path))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: line {exc.lineno} is not valid JSON ({exc.msg}).") from None
     return from_dict(read_yaml(path, "config", ConfigError), str(path))
@@ -280,3 +293,27 @@ def write_resolved(raw: dict, out: str | Path, experiment: str | None = None) ->
         data["experiments"] = {experiment: data["experiments"][experiment]}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def main(argv=None) -> int:
+    """`python -m rlhf_bench.config FILE...`: validate config files as the DAG does, one line per bad file.
+
+    `make run` calls it before Snakemake, whose own `--configfile` reader stops on an empty, non-mapping, non-YAML
+    or missing file before the Snakefile runs, without naming the file."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m rlhf_bench.config", description=main.__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="+", help="config files (YAML or JSON)")
+    status = 0
+    for name in parser.parse_args(argv).files:
+        try:
+            load(name)
+        except ConfigError as exc:
+            print(f"rlhf-bench: config error: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

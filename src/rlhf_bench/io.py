@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -69,6 +72,86 @@ def staged_outputs(out_dir: Path) -> Iterator[Path]:
             if item.is_dir() and target.is_dir():
                 shutil.rmtree(target)
             os.replace(item, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# Why an OSError stopped a stage, and what to do about it: the errno says more than the exception's text.
+OS_FIXES = {
+    errno.ENOSPC: "the disk is full. Fix: free space there, or point results_dir at a larger disk",
+    errno.EDQUOT: "the disk quota is exceeded. Fix: free space there, or point results_dir elsewhere",
+    errno.EROFS: "the file system is read-only. Fix: point results_dir (or --out) at a writable place",
+    errno.EACCES: "permission denied. Fix: make it writable for this user, or choose another path",
+    errno.EPERM: "operation not permitted. Fix: make it writable for this user, or choose another path",
+    errno.ENOTDIR: "a part of this path is a file, not a folder. Fix: remove that file or choose another path",
+    errno.EISDIR: "this is a folder where a file is expected. Fix: remove the folder or choose another path",
+    errno.ENOENT: "no such file or folder. Fix: check the path",
+    errno.EEXIST: "a file is in the way of a folder of this path. Fix: remove it or choose another path",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an OSError: the file it names, what happened and the fix."""
+    where = exc.filename if exc.filename is not None else "(unnamed file)"
+    reason = OS_FIXES.get(exc.errno, f"{exc.strerror or exc}. Fix: check the path and the disk")
+    return f"{where}: {reason}."
+
+
+@contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """Hold `.<name>.lock` beside out_dir while a stage writes it; refuse, in one line naming the holder's pid and
+    host, to run beside a live copy of the same job (an orphan left by a killed Snakemake, a second
+    `--rerun-incomplete`). flock is released by the kernel when its holder dies, even by SIGKILL, so a stale lock
+    file never blocks a rerun."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = out_dir.with_name(f".{out_dir.name}.lock")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held until the stage ends
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown pid"
+        handle.close()
+        raise StageError(
+            f"{out_dir}: another copy of this job is writing it ({holder}). Fix: wait for it to end, or stop it "
+            "(kill that pid) and run again."
+        ) from None
+    except OSError as exc:  # a file system without flock (some cluster mounts): run without the lock
+        if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            handle.close()
+            raise
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on host {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        handle.close()
+
+
+@contextmanager
+def staged_dir(out_dir: Path) -> Iterator[Path]:
+    """A stage's whole output folder, or none of it: yield a hidden sibling to write into; on success it replaces
+    out_dir in two renames, so a reader (or a rerun) sees the old run or the new one, never a mix of them. On an
+    error (or a kill) out_dir is untouched; a staging folder left by a killed run is removed by the next one.
+    Call it inside `output_lock`, which makes the staging folder this process's own."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StageError(f"{out_dir}: --out is a file, but this stage writes a folder. Fix: remove it or pass another.")
+    staging = out_dir.with_name(f".{out_dir.name}.staging")
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    for leftover in (staging, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if out_dir.exists():
+            out_dir.rename(old)
+        staging.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -139,19 +222,27 @@ def read_table(path: str | Path, columns: tuple[str, ...], kind: str = "csv") ->
     return frame
 
 
+def read_text(path: str | Path, what: str, error: type[StageError] = StageError) -> str:
+    """A UTF-8 text file's contents; a missing or unreadable file, a folder or other bytes are one line."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: byte {exc.start} is not UTF-8. Fix: save the {what} as UTF-8 text.") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what} ({exc.strerror}). Fix: check the path.") from None
+
+
 def read_yaml(path: str | Path, what: str, error: type[StageError] = StageError):
     """A YAML file's data; an unreadable file or bad YAML is one line of `error` naming the file and the line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise error(f"{path}: cannot read the {what} ({exc.strerror}). Fix: check the path.") from None
+    text = read_text(path, what, error)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
-        raise error(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)}).") from None
+        raise error(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)}). Fix: repair the YAML.") from None
 
 
 def read_checksums(data_dir: str | Path) -> dict[str, str]:
@@ -197,12 +288,21 @@ def verified(path: str | Path) -> Path:
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")  # loading one can run code
 
 
-def verified_outputs(folder: str | Path) -> dict[str, str]:
-    """A finished stage's files, checked against the `outputs` its provenance.json records. A pickle beside
-    them is refused: peft and transformers fall back to `*.bin` weights where a safetensors file is missing."""
-    pickles = sorted(p for p in Path(folder).rglob("*") if p.suffix in PICKLE_SUFFIXES)
+def verified_outputs(folder: str | Path, stage: str) -> dict[str, str]:
+    """A finished `stage`'s files (the folder given as --<stage>), checked against the `outputs` its provenance.json
+    records. Another stage's folder is refused, and so is a pickle beside the files: peft and transformers fall
+    back to `*.bin` weights where a safetensors file is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise StageError(f"--{stage} {folder}: not a folder. Fix: pass the {stage} stage's folder (run it first).")
+    pickles = sorted(p for p in folder.rglob("*") if p.suffix in PICKLE_SUFFIXES)
     if pickles:
         raise StageError(f"{pickles[0]}: a pickle, which rlhf-bench never loads. Fix: delete it (safetensors only).")
-    record = Path(folder, "provenance.json")
-    outputs = field(read_json(record), "outputs", record)
-    return verify_checksums(folder, outputs, record)
+    record = folder / "provenance.json"
+    provenance = read_json(record)
+    if provenance.get("stage") != stage:
+        raise StageError(
+            f"--{stage} {folder}: {record} says stage '{provenance.get('stage')}' wrote it, not '{stage}'. "
+            f"Fix: pass the {stage} stage's folder (results/<profile>/<experiment>/{stage})."
+        )
+    return verify_checksums(folder, field(provenance, "outputs", record), record)

@@ -18,7 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rlhf_bench.config import ConfigError, load
-from rlhf_bench.io import StageError, checksum_tree, read_checksums, verified_outputs, verify_checksums, write_json
+from rlhf_bench.io import (
+    StageError,
+    checksum_tree,
+    describe_os_error,
+    output_lock,
+    read_checksums,
+    staged_dir,
+    verified_outputs,
+    verify_checksums,
+    write_json,
+)
 from rlhf_bench.layout import MODULES
 from rlhf_bench.settings import Config, Experiment
 
@@ -140,6 +150,27 @@ def hardware() -> dict:
     return record
 
 
+def _seed(text: str) -> int:
+    """--seed: an integer >= 0 (numpy and torch refuse negative seeds deep inside a run)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; seeds are integers >= 0")
+    return value
+
+
+def needed_models(experiment: Experiment) -> dict[str, str]:
+    """The trained models a policy stage needs besides its data, each with the setting that asks for it."""
+    needed = {}
+    if experiment.policy == "sft":
+        needed["sft"] = f"experiments.{experiment.name}.policy is 'sft'"
+    if experiment.ppo.reward == "reward_model":
+        needed["reward"] = f"experiments.{experiment.name}.ppo.reward is 'reward_model'"
+    return needed
+
+
 @dataclass
 class Run:
     """What a stage's body gets from the frame: its arguments, the validated config (None for a stage without
@@ -148,6 +179,7 @@ class Run:
     args: argparse.Namespace
     config: Config | None
     provenance: dict
+    staging: Path | None = None  # where the body writes; the frame renames it to --out once all is written
 
     @property
     def experiment(self) -> Experiment:
@@ -155,7 +187,8 @@ class Run:
 
     @property
     def out(self) -> Path:
-        return Path(self.args.out)
+        """The folder the body writes its outputs into: a staging sibling of --out (see io.staged_dir)."""
+        return self.staging or Path(self.args.out)
 
     @property
     def data(self) -> Path:
@@ -185,6 +218,7 @@ class Stage:
     ):
         self.rule, self.module = rule, MODULES[rule]
         self.per_experiment, self.seeded, self.reads_data, self.seed = experiment, seeded, data, seed
+        self.writes_folder = False  # add_out_arg: the body's outputs are staged and renamed into --out
         self.runs_models = seeded or seed is not None
         self.parser = argparse.ArgumentParser(prog=f"python -m {self.module}", description=description)
         self.uses_config = config
@@ -198,7 +232,7 @@ class Stage:
         if experiment:
             self.parser.add_argument("--experiment", required=True, help="experiment name in the config")
         if seeded:
-            self.parser.add_argument("--seed", required=True, type=int, help="PPO seed")
+            self.parser.add_argument("--seed", required=True, type=_seed, help="PPO seed (an integer >= 0)")
         if self.reads_data:
             self.parser.add_argument("--data", required=True, help="the experiment's data directory")
 
@@ -213,11 +247,16 @@ class Stage:
         self.parser.add_argument(out, type=Path, required=True, help="where to write the outputs")
 
     def add_out_arg(self, where: str) -> None:
+        """--out, the stage's own folder: written whole or not at all, by one live copy of the job at a time."""
         self.parser.add_argument("--out", required=True, help=f"output directory ({where})")
+        self.writes_folder = True
 
     def run(self, body: Callable[[Run], Path | int | None], argv=None) -> int:
-        """Run `body(run)`. A training body returns its output folder (provenance.json goes there); an analysis
-        body returns its exit code (None: 0)."""
+        """Run `body(run)`. A training body writes into `run.out` and returns it (provenance.json goes there, then
+        the folder is renamed to --out); an analysis body returns its exit code (None: 0).
+
+        A StageError or OSError ends the stage with one line on stderr and exit code 2
+        (RLHF_BENCH_TRACEBACK=1 re-raises it, for whoever debugs the frame itself)."""
         args = self.parser.parse_args(argv)
         started = time.time()
         try:
@@ -226,21 +265,31 @@ class Stage:
             run = Run(args, config, provenance)
             if self.per_experiment:
                 self._start(run)
-            result = body(run)
-            if not isinstance(result, (str, Path)):
-                return int(result or 0)
-            if config is not None:
-                from rlhf_bench.train import download
-
-                provenance.setdefault("hub", download.resolved())
-                provenance["hardware"] = hardware()
-                provenance["seconds"] = round(time.time() - started, 3)
-                provenance["outputs"] = checksum_tree(result)  # what every reader verifies
-                write_json(Path(result) / "provenance.json", provenance)
-        except StageError as exc:
-            print(f"{self.module}: error: {exc}", file=sys.stderr)
+            if not self.writes_folder:
+                result = body(run)
+                if isinstance(result, (str, Path)) and config is not None:
+                    self._finish(run, Path(result), started)
+                return 0 if isinstance(result, (str, Path)) else int(result or 0)
+            with output_lock(Path(args.out)), staged_dir(Path(args.out)) as run.staging:
+                self._finish(run, Path(body(run)), started)
+        except (StageError, OSError) as exc:
+            if os.environ.get("RLHF_BENCH_TRACEBACK"):
+                raise
+            message = describe_os_error(exc) if isinstance(exc, OSError) else exc
+            print(f"{self.module}: error: {message}", file=sys.stderr)
             return 2
         return 0
+
+    def _finish(self, run: Run, folder: Path, started: float) -> None:
+        """provenance.json beside the outputs, with the sha256 of each: what every reader verifies."""
+        from rlhf_bench.train import download
+
+        provenance = run.provenance
+        provenance.setdefault("hub", download.resolved())
+        provenance["hardware"] = hardware()
+        provenance["seconds"] = round(time.time() - started, 3)
+        provenance["outputs"] = checksum_tree(folder)
+        write_json(folder / "provenance.json", provenance)
 
     def _load_config(self, args: argparse.Namespace) -> Config:
         config = load(args.config)
@@ -248,8 +297,11 @@ class Stage:
             os.environ["HF_HUB_OFFLINE"] = "1"
             os.environ["TRANSFORMERS_OFFLINE"] = "1"
             os.environ["HF_DATASETS_OFFLINE"] = "1"
-        if getattr(args, "experiment", None) is not None:
-            config.experiment(args.experiment)
+        if getattr(args, "experiment", None) is not None and args.experiment not in config.experiments:
+            raise ConfigError(
+                f"{args.config}: --experiment '{args.experiment}' is not one of its experiments "
+                f"({', '.join(sorted(config.experiments))}). Fix: pass one of those."
+            )
         return config
 
     def _provenance(self, args: argparse.Namespace, config: Config, started: float, argv) -> dict:
@@ -276,6 +328,11 @@ class Stage:
 
             where = " ".join([self.rule, run.args.experiment, *([f"seed {run.args.seed}"] if self.seeded else [])])
             models.require_gpu(run.config.require_gpu, where)
+        cache = Path(run.config.hub_cache).expanduser() if run.config.hub_cache else None
+        if cache is not None and cache.exists() and not cache.is_dir():
+            raise StageError(
+                f"{run.args.config}: hub_cache: '{cache}' is a file, not a folder. Fix: point it at a folder."
+            )
         download.use_cache(run.config.hub_cache)
         if self.runs_models:
             seed_everything(run.args.seed if self.seeded else self.seed(run.experiment), run.config.threads)
@@ -286,4 +343,9 @@ class Stage:
         for name in ("sft", "reward", "ppo"):
             folder = getattr(run.args, name, None)
             if folder:
-                run.provenance.setdefault("inputs", {})[name] = verified_outputs(folder)
+                run.provenance.setdefault("inputs", {})[name] = verified_outputs(folder, name)
+            elif name in vars(run.args) and name in needed_models(run.experiment):
+                raise StageError(
+                    f"--{name}: missing, but {run.args.config} needs it ({needed_models(run.experiment)[name]}). "
+                    f"Fix: pass --{name} results/<profile>/{run.args.experiment}/{name}."
+                )

@@ -102,7 +102,15 @@ def policy_metrics(frame: pd.DataFrame, has_judge: bool) -> dict:
 def rlhf_policy(start_from: str, adapter: Path, seed: int):
     """The trained policy: base + LoRA adapter, or (ppo.lora.enabled: false) the whole trained model."""
     if (adapter / "adapter_config.json").exists():
-        return PeftModel.from_pretrained(models.load_causal_lm(start_from), str(adapter))
+        # peft 0.5.0 falls back to adapter_model.bin (a pickle) when the safetensors file is absent: never.
+        weights = adapter / "adapter_model.safetensors"
+        if not weights.is_file():
+            raise StageError(f"{weights}: missing (a pickle is never loaded instead). Fix: rerun the ppo rule.")
+        try:
+            return PeftModel.from_pretrained(models.load_causal_lm(start_from), str(adapter))
+        except models.LOAD_ERRORS as exc:
+            raise StageError(f"{weights}: cannot load the LoRA adapter ({type(exc).__name__}). Fix: rerun the ppo "
+                             "rule.") from None
     if (adapter / "config.json").exists():
         return models.load_causal_lm(str(adapter))
     raise StageError(f"{adapter}: no trained policy here. Fix: run the ppo rule for seed {seed} first.")

@@ -13,6 +13,7 @@ import contextlib
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from tokenizers import ByteLevelBPETokenizer
 from tokenizers.processors import TemplateProcessing
 from transformers import (
@@ -32,6 +33,9 @@ from rlhf_bench.io import StageError
 from rlhf_bench.settings import RewardModelSettings, SFTSettings
 from rlhf_bench.train import download
 
+# What from_pretrained raises for a missing, foreign or damaged model: a truncated safetensors file is a
+# SafetensorError ("incomplete metadata, file not fully covered"), which is neither an OSError nor a ValueError.
+LOAD_ERRORS = (OSError, ValueError, SafetensorError)
 EOS = "<|endoftext|>"  # GPT-2's own end-of-text token, so a scratch policy and `gpt2` behave alike
 PAD, CLS = "<pad>", "<cls>"
 
@@ -115,7 +119,7 @@ def load_causal_lm(name_or_path: str):
     path = str(download.resolve(name_or_path, "model", "causal language model"))
     try:
         return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
-    except (OSError, ValueError) as exc:
+    except LOAD_ERRORS as exc:
         raise StageError(_not_found(path, "causal language model", exc)) from None
 
 
@@ -126,7 +130,7 @@ def load_reward_encoder(name_or_path: str, tokenizer, new_head: bool):
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=1, ignore_mismatched_sizes=new_head, use_safetensors=True
         )
-    except (OSError, ValueError) as exc:
+    except LOAD_ERRORS as exc:
         raise StageError(_not_found(path, "sequence-classification model", exc)) from None
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -147,7 +151,7 @@ def load_classifier(name_or_path: str):
     path = str(download.resolve(name_or_path, "model", "judge classifier"))
     try:
         return AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True).eval()
-    except (OSError, ValueError) as exc:
+    except LOAD_ERRORS as exc:
         raise StageError(_not_found(path, "judge classifier", exc)) from None
 
 

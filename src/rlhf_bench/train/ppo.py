@@ -28,6 +28,7 @@ from tqdm import tqdm
 from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
 
 from rlhf_bench.analysis.metrics import word_count
+from rlhf_bench.io import StageError
 from rlhf_bench.runtime import Stage
 from rlhf_bench.settings import Experiment, PPOSettings
 from rlhf_bench.train import download, models
@@ -68,7 +69,10 @@ def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrai
     # environment (what `accelerate launch --mixed_precision` sets); PPOTrainer's own must agree with it, or
     # accelerate refuses ("AcceleratorState has already been initialized").
     os.environ["ACCELERATE_MIXED_PRECISION"] = settings.mixed_precision
-    model = AutoModelForCausalLMWithValueHead.from_pretrained(start, peft_config=lora, use_safetensors=True)
+    try:
+        model = AutoModelForCausalLMWithValueHead.from_pretrained(start, peft_config=lora, use_safetensors=True)
+    except models.LOAD_ERRORS as exc:
+        raise StageError(f"{start}: cannot load the policy ({type(exc).__name__}: {str(exc)[:160]}).") from None
     if settings.gradient_checkpointing:
         model.pretrained_model.gradient_checkpointing_enable()
         if settings.lora.enabled:
