@@ -50,3 +50,30 @@ def shared_data() -> Path:
     if not (path / "imdb").is_dir() or not (path / "gpt2-tokenizer").is_dir():
         pytest.fail(f"{SHARED_DATA_ENV}={location} does not hold imdb/ and gpt2-tokenizer/ (see shared/data/README.md)")
     return path
+
+
+SEED = 3  # the chain's PPO seed
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """data, sft, reward and ppo of one experiment (imdb-negative) on the tiny config, run once per module that
+    asks: (folder, the stage CLIs' common arguments, the --sft/--reward arguments)."""
+    from rlhf_bench.train import data, ppo, reward, sft
+
+    root = tmp_path_factory.mktemp("chain")
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config()))
+    common = ["--config", str(config), "--experiment", "imdb-negative"]
+    assert data.main([*common, "--out", str(root / "data")]) == 0
+    assert sft.main([*common, "--data", str(root / "data"), "--out", str(root / "sft")]) == 0
+    assert reward.main([*common, "--data", str(root / "data"), "--out", str(root / "reward")]) == 0
+    models = ["--sft", str(root / "sft"), "--reward", str(root / "reward")]
+    ppo_args = [*common, "--seed", str(SEED), "--data", str(root / "data"), *models]
+    assert ppo.main([*ppo_args, "--out", str(root / "ppo")]) == 0
+    return root, common, models
+
+
+def evaluate_args(root, common, models, out):
+    return [*common, "--seed", str(SEED), "--data", str(root / "data"), *models, "--ppo", str(root / "ppo"),
+            "--out", str(out)]  # fmt: skip

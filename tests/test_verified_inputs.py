@@ -8,35 +8,9 @@ import shutil
 
 import pytest
 
+from conftest import evaluate_args
 from rlhf_bench.io import checksum_tree
-from rlhf_bench.train import data, evaluate, ppo, reward, sft
-
-SEED = 3
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    """data, sft, reward and ppo of one experiment on the tiny config, run once for the module."""
-    import yaml
-
-    from conftest import tiny_config
-
-    root = tmp_path_factory.mktemp("chain")
-    config = root / "tiny.yaml"
-    config.write_text(yaml.safe_dump(tiny_config()))
-    common = ["--config", str(config), "--experiment", "imdb-negative"]
-    assert data.main([*common, "--out", str(root / "data")]) == 0
-    assert sft.main([*common, "--data", str(root / "data"), "--out", str(root / "sft")]) == 0
-    assert reward.main([*common, "--data", str(root / "data"), "--out", str(root / "reward")]) == 0
-    models = ["--sft", str(root / "sft"), "--reward", str(root / "reward")]
-    ppo_args = [*common, "--seed", str(SEED), "--data", str(root / "data"), *models]
-    assert ppo.main([*ppo_args, "--out", str(root / "ppo")]) == 0
-    return root, common, models
-
-
-def evaluate_args(root, common, models, out):
-    return [*common, "--seed", str(SEED), "--data", str(root / "data"), *models, "--ppo", str(root / "ppo"),
-            "--out", str(out)]  # fmt: skip
+from rlhf_bench.train import evaluate, sft
 
 
 def test_every_stage_records_the_checksums_of_what_it_wrote(chain):

@@ -242,7 +242,9 @@ def read_yaml(path: str | Path, what: str, error: type[StageError] = StageError)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
-        raise error(f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)}). Fix: repair the YAML.") from None
+        raise error(
+            f"{path}:{line} is not valid YAML ({getattr(exc, 'problem', exc)}). Fix: repair the YAML."
+        ) from None
 
 
 def read_checksums(data_dir: str | Path) -> dict[str, str]:

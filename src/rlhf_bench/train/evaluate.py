@@ -109,8 +109,9 @@ def rlhf_policy(start_from: str, adapter: Path, seed: int):
         try:
             return PeftModel.from_pretrained(models.load_causal_lm(start_from), str(adapter))
         except models.LOAD_ERRORS as exc:
-            raise StageError(f"{weights}: cannot load the LoRA adapter ({type(exc).__name__}). Fix: rerun the ppo "
-                             "rule.") from None
+            raise StageError(
+                f"{weights}: cannot load the LoRA adapter ({type(exc).__name__}). Fix: rerun the ppo rule."
+            ) from None
     if (adapter / "config.json").exists():
         return models.load_causal_lm(str(adapter))
     raise StageError(f"{adapter}: no trained policy here. Fix: run the ppo rule for seed {seed} first.")

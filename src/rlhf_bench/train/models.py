@@ -138,6 +138,12 @@ def load_reward_encoder(name_or_path: str, tokenizer, new_head: bool):
 
 
 def _not_found(name: str, what: str, exc: Exception) -> str:
+    if isinstance(exc, SafetensorError):
+        from rlhf_bench.layout import producing_rule
+
+        weights = ", ".join(str(p) for p in sorted(Path(name).glob("*.safetensors"))) or name
+        rule = producing_rule(Path(name, "model.safetensors")) or "that wrote it"
+        return f"{weights}: damaged safetensors file ({exc}). Fix: rerun the rule '{rule}'."
     if Path(name).exists():
         return f"{name}: cannot load a {what} from this directory ({type(exc).__name__}: {str(exc)[:160]})."
     return (
