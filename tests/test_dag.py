@@ -198,3 +198,37 @@ def test_config_strings_never_reach_the_shell_unquoted(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     assert (tmp_path / target).is_file()
     assert not (tmp_path / "INJECTED").exists()
+
+
+@pytest.mark.parametrize(
+    ("damaged", "target", "consumer", "producer"),
+    [
+        ("imdb-negative/data/prompts_eval.jsonl", "imdb-negative/evaluate/seed0/metrics.json", "evaluate", "data"),
+        ("imdb-negative/ppo/seed0/adapter/adapter_model.safetensors", "imdb-negative/evaluate/seed0/metrics.json",
+         "evaluate", "ppo"),
+        ("hh-positive/reward/model/model.safetensors", "hh-positive/evaluate/seed1/metrics.json", "evaluate", "reward"),
+        ("instruct-short/evaluate/seed1/metrics.json", "summary.csv", "aggregate", "evaluate"),
+    ],
+    ids=["data", "adapter-weights", "reward-model-weights", "metrics"],
+)  # fmt: skip
+def test_a_damaged_file_of_a_finished_run_stops_the_next_run_naming_its_rule(
+    finished_run, tmp_path, damaged, target, consumer, producer
+):
+    """Issue 12: after a finished run, a file changed behind Snakemake's back (cut, or edited) is caught by the
+    next job that reads it, which names the file and the rule that makes it; Snakemake prints that line from the
+    job's log (profiles/default: show-failed-logs) and the job leaves no output behind."""
+    workdir = tmp_path / "run"
+    shutil.copytree(finished_run, workdir, symlinks=True)
+    results = workdir / "results" / "smoke"
+    path = results / damaged
+    content = path.read_bytes()
+    path.write_bytes(content.replace(b"0", b"1", 1) if path.suffix == ".json" else content[: len(content) // 2])
+
+    result = snakemake(workdir, f"results/smoke/{target}", "--cores", "1", "--forcerun", consumer,
+                       "--configfile", str(workdir / "tiny.yaml"))  # fmt: skip
+
+    assert result.returncode != 0
+    log = result.stdout + result.stderr
+    assert f"{damaged}: its sha256 is not the one" in log and f"rerun the rule '{producer}'" in log, log[-3000:]
+    assert "Traceback" not in log
+    assert not (results / target).exists()
