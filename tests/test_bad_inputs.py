@@ -435,3 +435,70 @@ def test_a_damaged_output_stops_its_reader_in_one_line(chain, tmp_path, capsys, 
     assert status == 2
     error_line(err, *names)
     nothing_trusted(out)
+
+
+# ------------------------------------------------------------------ Snakemake's --configfile and --config
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("", ["(top level)", "is empty"]),
+        ("- a\n- b\n", ["(top level)", "is a list"]),
+        ("profile: [smoke\n", ["not valid YAML"]),
+        (b"\xff\xfe", ["not UTF-8"]),
+        (None, ["No such file"]),
+    ],
+    ids=["empty", "list", "garbage", "non-utf8", "missing"],
+)
+def test_the_config_preflight_names_the_file_snakemake_does_not(tmp_path, capsys, text, names):
+    """Snakemake parses --configfile before the Snakefile runs and names no file for these; `make run` checks
+    the file first with `python -m rlhf_bench.config`, which does (exit 1, as the DAG's own validation)."""
+    from rlhf_bench import config
+
+    path = tmp_path / "profile.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
+        path.write_text(text)
+    status, err = run_stage(config.main, [path], capsys)
+    assert status == 1
+    error_line(err, path, *names)
+
+
+def test_the_config_preflight_passes_every_shipped_profile(capsys):
+    """The control of the cases above."""
+    from conftest import ROOT
+    from rlhf_bench import config
+
+    profiles = [ROOT / "config" / name for name in ("config.yaml", "imdb-cpu.yaml", "paper.yaml")]
+    assert run_stage(config.main, profiles, capsys) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("override", "names"),
+    [
+        (["seeds=[0,x]"], ["--config", "seeds.1", "integer"]),
+        (["threads=0"], ["--config", "threads"]),
+        (["experiments={imdb-negative: {ppo: {steps: -3}}}"], ["--config", "experiments.imdb-negative.ppo.steps"]),
+        (["results_dir="], ["--config", "results_dir"]),
+    ],
+    ids=["seeds-list-item", "threads-zero", "nested-steps-negative", "results-dir-empty"],
+)
+def test_a_bad_config_override_stops_the_dag_in_one_line(tmp_path, override, names):
+    """`snakemake --config ...` is validated before any job, and the line names --config as a source."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-n", "--configfile",
+         str(ROOT / "config" / "config.yaml"), "--config", *override],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1
+    error_line(result.stderr, *names)
+    assert not (tmp_path / "results").exists()
