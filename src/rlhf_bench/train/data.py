@@ -18,6 +18,11 @@ import csv
 import gzip
 import json
 import random
+import re
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rlhf_bench.io import StageError, atomic_write_text, sha256_file, write_json
@@ -54,19 +59,92 @@ def data_suffix(path: Path) -> str | None:
     return next((suffix for suffix in DATA_SUFFIXES if path.name.endswith(suffix)), None)
 
 
-def _json_rows(path: Path):
-    """(where, record) of a JSON-lines file, or of a JSON array; .gz read transparently."""
+# A record field longer than this is refused. The longest texts of the supported datasets (IMDB reviews,
+# HH-RLHF dialogues, Dahoas answers) are tens of thousands of characters; a million is a file that lost its
+# line breaks, or a blob pasted into one field, which every later stage would tokenize whole. It is also the
+# csv module's field limit while a source is read (its own default, 131,072, would refuse less than JSON does).
+MAX_FIELD_CHARS = 1_000_000
+# A label as csv (or a careless JSON writer) spells it: an optional minus and ASCII digits, nothing else.
+INTEGER_TEXT = re.compile(r"-?[0-9]+")
+# Half of a UTF-16 pair, which JSON's \ud800-style escapes can produce: not text, and no UTF-8 writer takes it.
+SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _first_undecodable_line(path: Path) -> tuple[int, int, int] | None:
+    """(line, column, byte) of the first byte of `path` (decompressed where .gz) that is not UTF-8."""
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as handle:
+    try:
+        with opener(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return number, exc.start + 1, line[exc.start]
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """What can go wrong below the records while a file is read, as one StageError naming the file."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        found = _first_undecodable_line(path)
+        where, byte = (f"{path}:{found[0]}", f" (byte 0x{found[2]:02x} at column {found[1]})") if found else (path, "")
+        raise StageError(
+            f"{where}: not UTF-8 text{byte}. Fix: save the file as UTF-8 "
+            "(from Latin-1: iconv -f latin1 -t utf-8 FILE > FILE.new)."
+        ) from None
+    except EOFError:
+        raise StageError(
+            f"{path}: the gzip data ends early (a cut-short download or copy). Fix: fetch or compress the file again."
+        ) from None
+    except gzip.BadGzipFile:
+        raise StageError(
+            f"{path}: not gzip data, though its name ends in .gz. Fix: gzip the file, or drop .gz from its name."
+        ) from None
+    except zlib.error as exc:
+        raise StageError(f"{path}: damaged gzip data ({exc}). Fix: fetch or compress the file again.") from None
+    except OSError as exc:
+        raise StageError(
+            f"{path}: cannot read it ({exc.strerror or exc}). Fix: check the path and its permissions."
+        ) from None
+
+
+def _json_error(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).splitlines()[0]  # e.g. an integer of more than 4300 digits
+
+
+def _json_object_file(path: Path, opener, encoding: str) -> list[str] | None:
+    """The keys of `path` where the whole file is one JSON object (not records); None where it is not."""
+    try:
+        with opener(path, "rt", encoding=encoding) as handle:
+            whole = json.load(handle)
+    except (ValueError, RecursionError):
+        return None
+    return [str(key) for key in whole] if isinstance(whole, dict) else None
+
+
+def _json_rows(path: Path, fix: str = "repair or drop the line", lines_only: bool = False, encoding: str = "utf-8-sig"):
+    """(where, record) of a JSON-lines file, or of a JSON array; .gz read transparently (a BOM is skipped)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with _reading(path), opener(path, "rt", encoding=encoding) as handle:
         text_start = handle.read(1)
         while text_start.isspace():
             text_start = handle.read(1)
         handle.seek(0)
-        if text_start == "[":
+        if text_start == "[" and not lines_only:
             try:
                 items = json.load(handle)
-            except json.JSONDecodeError as exc:
-                raise StageError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}). Fix: repair the file.") from None
+            except (ValueError, RecursionError) as exc:
+                line = f":{exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+                raise StageError(f"{path}{line}: not valid JSON ({_json_error(exc)}). Fix: repair the file.") from None
             for number, item in enumerate(items):
                 yield f"{path} item {number}", item
             return
@@ -74,18 +152,59 @@ def _json_rows(path: Path):
             if not line.strip():
                 continue
             try:
-                yield f"{path}:{number}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise StageError(
-                    f"{path}:{number}: not valid JSON ({exc.msg}). Fix: repair or drop the line."
-                ) from None
+                record = json.loads(line)
+            except (ValueError, RecursionError) as exc:
+                keys = _json_object_file(path, opener, encoding) if text_start == "{" and number == 1 else None
+                if keys is not None:
+                    raise StageError(
+                        f"{path}: one JSON object (keys: {', '.join(keys[:5])}), not records. Fix: write one record "
+                        "per line (JSON lines) or a JSON array of records."
+                    ) from None
+                raise StageError(f"{path}:{number}: not valid JSON ({_json_error(exc)}). Fix: {fix}.") from None
+            yield f"{path}:{number}", record
 
 
-def _csv_rows(path: Path):
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            yield f"{path}:{reader.line_num}", dict(row)
+def _csv_rows(path: Path, required: tuple[str, ...] = ()):
+    """(where, record) of a csv file with a header line; a damaged line is one StageError naming it."""
+    rows = []
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, MAX_FIELD_CHARS))
+    try:
+        with _reading(path), open(path, encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            try:
+                header = reader.fieldnames or []
+                missing = [name for name in required if name not in header]
+                if header and missing:
+                    raise StageError(
+                        f"{path}:1: the header has no column '{missing[0]}' (it has {', '.join(map(repr, header))}). "
+                        f"Fix: the first line names the columns, comma-separated: {','.join(required)}."
+                    )
+                for row in reader:
+                    where = f"{path}:{reader.line_num}"
+                    if None in row:
+                        raise StageError(
+                            f"{where}: {len(header) + len(row[None])} fields, but the header has {len(header)}. "
+                            'Fix: quote the fields that hold commas ("...", with "" for a quote inside).'
+                        )
+                    short = [name for name in required if row[name] is None]
+                    if short:
+                        raise StageError(
+                            f"{where}: {sum(v is not None for v in row.values())} fields, but the header has "
+                            f"{len(header)} (no '{short[0]}'). Fix: give every line a value for each column."
+                        )
+                    rows.append((where, dict(row)))
+            except csv.Error as exc:
+                line = reader.reader.line_num  # the DictReader's own count stops at the last good row
+                if "field limit" in str(exc):
+                    raise StageError(
+                        f"{path}:{line}: a field is longer than {MAX_FIELD_CHARS:,} characters (or a quote "
+                        'is never closed). Fix: close each quoted field ("...") and drop or shorten the record.'
+                    ) from None
+                raise StageError(f"{path}:{line}: not valid CSV ({exc}). Fix: repair the line.") from None
+    finally:
+        csv.field_size_limit(limit)
+    yield from rows
 
 
 def _parquet_rows(path: Path, required: tuple[str, ...]):
@@ -105,24 +224,47 @@ def _parquet_rows(path: Path, required: tuple[str, ...]):
         yield f"{path} row {number}", record
 
 
-def check_record(record, required: tuple[str, ...], where: str, fmt: str | None = None, split: str = "") -> dict:
+def check_record(
+    record,
+    required: tuple[str, ...],
+    where: str,
+    fmt: str | None = None,
+    split: str = "",
+    max_chars: int | None = MAX_FIELD_CHARS,
+) -> dict:
     """One record of a source: its fields, their types, and the format's own rules; StageError naming where."""
     if not isinstance(record, dict):
         raise StageError(f"{where}: record is not an object. Fix: one JSON object per record.")
     for name in required:
         if name not in record:
             raise StageError(f"{where}: record has no field '{name}'. Fix: every record needs {required}.")
-        if name != "label" and not isinstance(record[name], str):
+        value = record[name]
+        if name == "label":
+            continue
+        if not isinstance(value, str):
             raise StageError(f"{where}: field '{name}' is not a string. Fix: repair the record.")
+        if max_chars is not None and len(value) > max_chars:
+            raise StageError(
+                f"{where}: field '{name}' is {len(value):,} characters long, over the {max_chars:,} a field may hold. "
+                "Fix: drop or shorten the record (one this long is usually a file that lost its line breaks)."
+            )
+        surrogate = SURROGATE.search(value)
+        if surrogate:
+            raise StageError(
+                f"{where}: field '{name}' holds a lone UTF-16 surrogate ({surrogate.group()!r} at character "
+                f"{surrogate.start()}), which is not text. Fix: repair the record's \\u escapes."
+            )
     if fmt == "imdb":
         label = record["label"]
-        if isinstance(label, str) and label.strip().lstrip("-").isdigit():  # csv
+        if isinstance(label, str) and INTEGER_TEXT.fullmatch(label.strip()):  # csv
             label = record["label"] = int(label)
         allowed = (-1,) if split == "unsupervised" else (0, 1)
-        if isinstance(label, bool) or label not in allowed:
+        if type(label) is not int or label not in allowed:  # not bool (True == 1), not float (1.0 == 1)
+            kind = "" if type(label) is int else f" (a {type(label).__name__})"
+            fix = "write it as the integer itself (1, not 1.0, true or '1.0')" if kind else "repair the record"
             raise StageError(
-                f"{where}: field 'label' is {label!r}, not {' or '.join(map(str, allowed))} "
-                "(IMDB: 0 negative, 1 positive, -1 unlabelled). Fix: repair the record."
+                f"{where}: field 'label' is {label!r}{kind}, not {' or '.join(map(str, allowed))} "
+                f"(IMDB: 0 negative, 1 positive, -1 unlabelled). Fix: {fix}."
             )
     if fmt == "hh":
         for name in ("chosen", "rejected"):
@@ -141,7 +283,7 @@ def read_records(path: Path, fmt: str, split: str = "") -> list[dict]:
     if suffix == ".parquet":
         rows = _parquet_rows(path, required)
     elif suffix == ".csv":
-        rows = _csv_rows(path)
+        rows = _csv_rows(path, required)
     else:
         rows = _json_rows(path)
     return [check_record(record, required, where, fmt, split) for where, record in rows]
@@ -172,9 +314,45 @@ def split_files(directory: Path, split: str) -> list[Path]:
     return found
 
 
+# What `download.resolve` takes for a hub dataset: `name` or `owner/name` (then `@revision`, which may hold '/').
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
+
+
+SOURCE_FIX = (
+    "Fix: point data.source at the directory that holds the split files (train.jsonl, test.csv, train-*.parquet, "
+    "...), or name a hub dataset as owner/name@revision."
+)
+
+
+def _missing_directory(source: str) -> str:
+    path = Path(source).expanduser()
+    nearest = next((parent for parent in path.parents if parent.is_dir()), None)
+    known = f"{nearest} exists, {path} does not" if nearest is not None and str(nearest) != "." else ""
+    relative = "" if path.is_absolute() else f"relative to {Path.cwd()}"
+    detail = "; ".join(part for part in (known, relative) if part)
+    return f"data.source '{source}': no such directory{f' ({detail})' if detail else ''}. {SOURCE_FIX}"
+
+
+def _resolve_source(settings: DataSettings) -> Path:
+    """`download.resolve` of data.source, except that a source which can only be a path (it starts with '/', '.' or
+    '~', or is no hub id) and is missing is said to be missing, not looked up in the hub cache; a hub-id-like one
+    whose first folder exists here (`data/imdb`) is a missing path unless the hub cache holds it."""
+    source = settings.source
+    if not Path(source).expanduser().exists():
+        name = download.parse(source)[0]
+        if source.startswith(("/", ".", "~")) or not HUB_ID.fullmatch(name) or "--" in name or ".." in name:
+            raise StageError(_missing_directory(source))
+        if "/" in name and Path(name.split("/")[0]).is_dir():
+            try:
+                return download.resolve(source, "dataset", "dataset", subdir=settings.data_dir)
+            except StageError:
+                raise StageError(_missing_directory(source)) from None
+    return download.resolve(source, "dataset", "dataset", subdir=settings.data_dir)
+
+
 def source_directory(settings: DataSettings) -> Path:
     """The local directory of the source: itself, or the cached snapshot of a hub dataset (offline)."""
-    directory = download.resolve(settings.source, "dataset", "dataset", subdir=settings.data_dir)
+    directory = _resolve_source(settings)
     if settings.data_dir:
         directory = directory / settings.data_dir
         if not directory.is_dir():
@@ -183,34 +361,57 @@ def source_directory(settings: DataSettings) -> Path:
                 "Fix: name one of its subsets, or leave it empty for all."
             )
     if not directory.is_dir():
-        raise StageError(f"data.source '{settings.source}': not a directory. Fix: point it at a dataset directory.")
+        raise StageError(f"data.source '{settings.source}': not a directory. {SOURCE_FIX}")
     return directory
 
 
-def load_splits(settings: DataSettings) -> dict[str, list[dict]]:
+class Splits(dict):
+    """split -> records, and `origin`: split -> the files (and record counts) they came from, for the errors."""
+
+    def __init__(self, records: dict[str, list[dict]], origin: dict[str, str]):
+        super().__init__(records)
+        self.origin = origin
+
+
+def _origin(directory: Path, counts: list[tuple[Path, int]], shown: int = 3) -> str:
+    """`train.jsonl (empty: 0 records), b/train.jsonl (3 records) in /data/x`: where a split's records are."""
+    parts = [
+        f"{path.relative_to(directory)} ({'empty: 0 records' if n == 0 else f'{n} record' + 's' * (n != 1)})"
+        for path, n in counts[:shown]
+    ]
+    if len(counts) > shown:
+        parts.append(f"{len(counts) - shown} more files ({sum(n for _, n in counts[shown:])} records)")
+    return f"{', '.join(parts)} in {directory}"
+
+
+def load_splits(settings: DataSettings) -> Splits:
     """train/test (/unsupervised for imdb) records in the source's own format."""
     seed = settings.seed
     if settings.source == "synthetic":
+        origin = dict.fromkeys(SPLITS, "the synthetic generator (data.source: synthetic)")
         if settings.format == "imdb":
             # Enough reviews of each label for the pairs and the prompts (prompts come from the same split).
             train_n = max(2 * settings.n_pairs_train, settings.n_prompts_train)
             test_n = max(2 * settings.n_pairs_test, settings.n_prompts_eval)
-            return {
+            records = {
                 "train": synthetic.make_reviews(train_n, seed),
                 "test": synthetic.make_reviews(test_n, seed + 1),
                 "unsupervised": synthetic.make_unlabelled_reviews(settings.n_corpus, seed + 2),
             }
+            return Splits(records, origin)
         make = synthetic.make_instructions if settings.format == "pairwise" else synthetic.make_dialogues
         train_n = max(settings.n_pairs_train, settings.n_prompts_train, settings.n_corpus // 2)
         test_n = max(settings.n_pairs_test, settings.n_prompts_eval)
-        return {"train": make(train_n, seed), "test": make(test_n, seed + 1)}
+        return Splits({"train": make(train_n, seed), "test": make(test_n, seed + 1)}, origin)
 
     directory = source_directory(settings)
-    splits = {}
+    splits, origin = {}, {}
     for split in SPLITS:
         files = split_files(directory, split)
         if files:
-            splits[split] = [r for path in files for r in read_records(path, settings.format, split)]
+            per_file = [(path, read_records(path, settings.format, split)) for path in files]
+            splits[split] = [r for _, records in per_file for r in records]
+            origin[split] = _origin(directory, [(path, len(records)) for path, records in per_file])
     if "train" not in splits:
         raise StageError(
             f"data.source '{settings.source}': no train split found in {directory}. Fix: name the files "
@@ -221,15 +422,44 @@ def load_splits(settings: DataSettings) -> dict[str, list[dict]]:
         random.Random(seed).shuffle(records)
         cut = max(1, len(records) // 10)
         splits = {**splits, "test": records[:cut], "train": records[cut:]}
-    return splits
+        held_out = f"a held-out tenth of the train split (the source has no test files) of {origin['train']}"
+        origin = {**origin, "test": held_out, "train": f"nine tenths of {origin['train']}"}
+    return Splits(splits, origin)
 
 
 # --- building the experiment's files ------------------------------------------------------------------
 
 
-def _sample(rng: random.Random, records: list, n: int, what: str) -> list:
-    if len(records) < n:
-        raise StageError(f"{what}: {len(records)} available, {n} asked for. Fix: lower the data.n_* setting.")
+@dataclass(frozen=True)
+class Want:
+    """n records of a split, asked for by a setting: what a shortfall error names."""
+
+    what: str  # e.g. `train pairs`
+    n: int
+    setting: str  # e.g. `data.n_pairs_train`
+    origin: str = ""  # the split's files (Splits.origin)
+
+
+def wants(splits: dict, settings: DataSettings):
+    """want(split, setting, what): the Want of `settings.<setting>` records of `split`."""
+    origin = getattr(splits, "origin", {})
+
+    def want(split: str, setting: str, what: str) -> Want:
+        return Want(what, getattr(settings, setting), f"data.{setting}", origin.get(split, ""))
+
+    return want
+
+
+def _sample(rng: random.Random, records: list, want: Want) -> list:
+    available, n = len(records), want.n
+    if available < n:
+        source = f", from {want.origin}" if want.origin else ""
+        fix = (
+            f"lower the {want.setting} setting to at most {available}, or add records to the source"
+            if available
+            else "add records to the split's files (an empty one is usually a failed export or download)"
+        )
+        raise StageError(f"{want.what}: {available} available, {n} asked for by {want.setting}{source}. Fix: {fix}.")
     return rng.sample(records, n)
 
 
@@ -255,51 +485,58 @@ def imdb_files(splits: dict, settings: DataSettings, rng: random.Random) -> dict
     """Pairs of one negative and one positive review; the config's `prefer` side is chosen."""
     preferred = 0 if settings.prefer == "negative" else 1
     tokenizer = prompt_tokenizer(settings)
+    want = wants(splits, settings)
 
-    def pairs(records: list[dict], n: int, what: str) -> list[dict]:
+    def pairs(records: list[dict], ask: Want) -> list[dict]:
         by_label = {
             0: [r["text"] for r in records if r["label"] == 0],
             1: [r["text"] for r in records if r["label"] == 1],
         }
-        good = _sample(rng, by_label[preferred], n, f"{what} reviews of the preferred label")
-        bad = _sample(rng, by_label[1 - preferred], n, f"{what} reviews of the other label")
+        preferred_what = f"{ask.what} reviews of the preferred label ({preferred}, data.prefer: {settings.prefer})"
+        good = _sample(rng, by_label[preferred], replace(ask, what=preferred_what))
+        bad = _sample(rng, by_label[1 - preferred], replace(ask, what=f"{ask.what} reviews of the other label"))
         return [{"prompt": "", "chosen": c, "rejected": r} for c, r in zip(good, bad, strict=True)]
 
     # Prompts as TRL's gpt2-sentiment example: short prefixes of reviews longer than 200 characters.
-    def prompts(records: list[dict], n: int, what: str) -> list[dict]:
-        long_enough = [r["text"] for r in records if len(r["text"]) > 200] or [r["text"] for r in records]
-        return [{"prompt": _review_prompt(rng, t, settings, tokenizer)} for t in _sample(rng, long_enough, n, what)]
+    def prompts(records: list[dict], ask: Want) -> list[dict]:
+        long_enough = [r["text"] for r in records if len(r["text"]) > 200]
+        if long_enough:
+            ask = replace(ask, what=f"{ask.what} (reviews longer than 200 characters)")
+        texts = long_enough or [r["text"] for r in records]
+        return [{"prompt": _review_prompt(rng, t, settings, tokenizer)} for t in _sample(rng, texts, ask)]
 
-    corpus_source = splits.get("unsupervised") or splits["train"]
+    corpus_split = "unsupervised" if splits.get("unsupervised") else "train"
+    corpus_source = splits[corpus_split]
+    corpus_want = replace(want(corpus_split, "n_corpus", "corpus"), n=min(settings.n_corpus, len(corpus_source)))
     return {
-        "pairs_train.jsonl": pairs(splits["train"], settings.n_pairs_train, "train"),
-        "pairs_test.jsonl": pairs(splits["test"], settings.n_pairs_test, "test"),
-        "prompts_train.jsonl": prompts(splits["train"], settings.n_prompts_train, "train prompts"),
-        "prompts_eval.jsonl": prompts(splits["test"], settings.n_prompts_eval, "eval prompts"),
-        "corpus.jsonl": [
-            {"text": r["text"]}
-            for r in _sample(rng, corpus_source, min(settings.n_corpus, len(corpus_source)), "corpus")
-        ],
+        "pairs_train.jsonl": pairs(splits["train"], want("train", "n_pairs_train", "train")),
+        "pairs_test.jsonl": pairs(splits["test"], want("test", "n_pairs_test", "test")),
+        "prompts_train.jsonl": prompts(splits["train"], want("train", "n_prompts_train", "train prompts")),
+        "prompts_eval.jsonl": prompts(splits["test"], want("test", "n_prompts_eval", "eval prompts")),
+        "corpus.jsonl": [{"text": r["text"]} for r in _sample(rng, corpus_source, corpus_want)],
     }
 
 
 def _files(pairs, prompts, corpus: list[dict], splits: dict, settings: DataSettings, rng: random.Random) -> dict:
     """The data files of a format from its pair and prompt builders, drawn in this order: it fixes the rng's."""
+    want = wants(splits, settings)
     return {
-        "pairs_train.jsonl": pairs(splits["train"], settings.n_pairs_train, "train pairs"),
-        "pairs_test.jsonl": pairs(splits["test"], settings.n_pairs_test, "test pairs"),
-        "prompts_train.jsonl": prompts(splits["train"], settings.n_prompts_train, "train prompts"),
-        "prompts_eval.jsonl": prompts(splits["test"], settings.n_prompts_eval, "eval prompts"),
-        "corpus.jsonl": _sample(rng, corpus, min(settings.n_corpus, len(corpus)), "corpus"),
+        "pairs_train.jsonl": pairs(splits["train"], want("train", "n_pairs_train", "train pairs")),
+        "pairs_test.jsonl": pairs(splits["test"], want("test", "n_pairs_test", "test pairs")),
+        "prompts_train.jsonl": prompts(splits["train"], want("train", "n_prompts_train", "train prompts")),
+        "prompts_eval.jsonl": prompts(splits["test"], want("test", "n_prompts_eval", "eval prompts")),
+        "corpus.jsonl": _sample(
+            rng, corpus, replace(want("train", "n_corpus", "corpus"), n=min(settings.n_corpus, len(corpus)))
+        ),
     }
 
 
 def pairwise_files(splits: dict, settings: DataSettings, rng: random.Random) -> dict[str, list[dict]]:
     """Dahoas-style (prompt, chosen, rejected): the reward model scores prompt + answer."""
 
-    def pairs(records: list[dict], n: int, what: str) -> list[dict]:
+    def pairs(records: list[dict], ask: Want) -> list[dict]:
         out = []
-        for r in _sample(rng, records, n, what):
+        for r in _sample(rng, records, ask):
             prompt = PAIRWISE_TEMPLATE.format(prompt=r["prompt"].strip())
             out.append(
                 {
@@ -310,10 +547,8 @@ def pairwise_files(splits: dict, settings: DataSettings, rng: random.Random) -> 
             )
         return out
 
-    def prompts(records: list[dict], n: int, what: str) -> list[dict]:
-        return [
-            {"prompt": PAIRWISE_TEMPLATE.format(prompt=r["prompt"].strip())} for r in _sample(rng, records, n, what)
-        ]
+    def prompts(records: list[dict], ask: Want) -> list[dict]:
+        return [{"prompt": PAIRWISE_TEMPLATE.format(prompt=r["prompt"].strip())} for r in _sample(rng, records, ask)]
 
     # The policy learns both answer styles, so PPO has short answers to find.
     corpus = []
@@ -334,14 +569,14 @@ def dialogue_prompt(dialogue: str) -> str:
 def hh_files(splits: dict, settings: DataSettings, rng: random.Random) -> dict[str, list[dict]]:
     """Anthropic/hh-rlhf dialogues: the pair shares every turn but the last Assistant reply."""
 
-    def pairs(records: list[dict], n: int, what: str) -> list[dict]:
+    def pairs(records: list[dict], ask: Want) -> list[dict]:
         return [
             {"prompt": dialogue_prompt(r["chosen"]), "chosen": r["chosen"], "rejected": r["rejected"]}
-            for r in _sample(rng, records, n, what)
+            for r in _sample(rng, records, ask)
         ]
 
-    def prompts(records: list[dict], n: int, what: str) -> list[dict]:
-        return [{"prompt": dialogue_prompt(r["chosen"])} for r in _sample(rng, records, n, what)]
+    def prompts(records: list[dict], ask: Want) -> list[dict]:
+        return [{"prompt": dialogue_prompt(r["chosen"])} for r in _sample(rng, records, ask)]
 
     corpus = [{"text": r[side]} for r in splits["train"] for side in ("chosen", "rejected")]
     return _files(pairs, prompts, corpus, splits, settings, rng)
@@ -363,14 +598,25 @@ def prepare(settings: DataSettings, out_dir: Path) -> dict[str, str]:
     return checksums
 
 
+# The fields each of this stage's own files holds in every record (the module docstring), checked as it is read back.
+OWN_FIELDS = {
+    "prompts_train.jsonl": ("prompt",),
+    "prompts_eval.jsonl": ("prompt",),
+    "pairs_train.jsonl": ("prompt", "chosen", "rejected"),
+    "pairs_test.jsonl": ("prompt", "chosen", "rejected"),
+    "corpus.jsonl": ("text",),
+}
+
+
 def load_records(path: str | Path) -> list[dict]:
-    """Read one of this stage's own files back (later stages)."""
+    """Read one of this stage's own files back (later stages); a bad line is one StageError naming file and line."""
     path = Path(path)
     if not path.exists():
         raise StageError(f"{path}: missing. Fix: run the data rule first.")
-    # Not str.splitlines(): it also splits on U+2028 and friends, which real reviews contain inside strings.
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    # Line by line as a text file, not str.splitlines(): that also splits on U+2028 and friends, which real
+    # reviews contain inside strings. No length limit: a pairwise text is prompt plus answer, each within it.
+    rows = _json_rows(path, "rerun the data rule (the file is its output)", lines_only=True, encoding="utf-8")
+    return [check_record(record, OWN_FIELDS.get(path.name, ()), where, max_chars=None) for where, record in rows]
 
 
 def main(argv=None) -> int:
