@@ -502,3 +502,20 @@ def test_a_bad_config_override_stops_the_dag_in_one_line(tmp_path, override, nam
     assert result.returncode == 1
     error_line(result.stderr, *names)
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("source", ["/nowhere/imdb", "./data/imdb-copy", "~/imdb-missing"])
+def test_download_does_not_read_a_missing_path_as_a_hub_id(tmp_path, capsys, source):
+    """A data.source that is a path (not there) is said to be missing, not looked up on the hub."""
+    from rlhf_bench.train import download
+
+    config = tiny_config()
+    config["experiments"][EXPERIMENT]["data"]["source"] = source
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "hub"
+    argv = ["--config", path, "--experiment", EXPERIMENT, "--check", "--out", out]
+    status, err = run_stage(download.main, argv, capsys)
+    assert status == 2
+    error_line(err, "data.source", source, "no such file or folder")
+    nothing_trusted(out)

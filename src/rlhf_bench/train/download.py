@@ -238,6 +238,11 @@ def fetch(item: HubRef, offline: bool = False) -> dict:
     """Fetch one item into the cache (offline: only find it there); what the manifest records of it."""
     if item.local:
         return {"role": item.role, "ref": item.ref, "local": True, "path": str(Path(item.name).expanduser())}
+    if item.name.startswith(("/", ".", "~")):  # a path that is not there, never a hub id
+        raise StageError(
+            f"{item.role} '{item.ref}': no such file or folder (relative to {Path.cwd()}). Fix: correct the path, "
+            "or name a hub item as owner/name@revision."
+        )
     folder = Path(resolve(item.ref, item.kind, item.role, item.files, item.subdir, offline=offline))
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     if item.kind == "model" and item.files == "weights" and not any(f.endswith(".safetensors") for f in files):
