@@ -308,3 +308,63 @@ def verified_outputs(folder: str | Path, stage: str) -> dict[str, str]:
             f"Fix: pass the {stage} stage's folder (results/<profile>/<experiment>/{stage})."
         )
     return verify_checksums(folder, field(provenance, "outputs", record), record)
+
+
+# ---------------------------------------------------------------------------------- path arguments
+# Checked before anything is read or written: one line naming the path, the option and the fix, never a traceback
+# from deep inside a reader or a writer, nor a "missing file" that sends the user to rerun a rule when the path
+# itself was wrong.
+
+
+def input_dir(path: str | Path, option: str, what: str) -> Path:
+    """A folder the stage reads (--results-dir, a bundle): it must exist and be a folder."""
+    path = Path(path)
+    if path.is_file():
+        raise StageError(f"{path}: {option}: a file, not a directory. Fix: pass {what}.")
+    if not path.is_dir():
+        raise StageError(f"{path}: {option}: no such directory. Fix: pass {what}.")
+    return path
+
+
+def input_file(path: str | Path, option: str, what: str) -> Path:
+    """A file the stage reads that no rule makes (--claims): it must exist and be a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise StageError(f"{path}: {option}: a directory, not a file. Fix: pass {what}.")
+    if not path.is_file():
+        raise StageError(f"{path}: {option}: no such file. Fix: pass {what}.")
+    return path
+
+
+def output_file(path: str | Path, option: str, what: str) -> Path:
+    """A file the stage writes (--out): not an existing folder, and under folders (or nothing) only."""
+    path = Path(path)
+    if path.is_dir():
+        raise StageError(
+            f"{path}: {option}: an existing directory, but the stage writes a file here. Fix: name {what}."
+        )
+    _folders_above(path, option)
+    return path
+
+
+def output_dir(path: str | Path, option: str, what: str) -> Path:
+    """A folder the stage writes into (--out-dir): not an existing file, and under folders (or nothing) only."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise StageError(
+            f"{path}: {option}: an existing file, but the stage writes a folder here. Fix: name {what}, or move "
+            "the file away."
+        )
+    _folders_above(path, option)
+    return path
+
+
+def _folders_above(path: Path, option: str) -> None:
+    """The nearest existing ancestor of `path` must be a folder, or creating the parents would fail."""
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise StageError(
+                    f"{parent}: {option}: a file, but {path} needs it to be a folder. Fix: choose another path."
+                )
+            return

@@ -22,6 +22,9 @@ from rlhf_bench.io import (
     StageError,
     checksum_tree,
     describe_os_error,
+    input_dir,
+    output_dir,
+    output_file,
     output_lock,
     read_checksums,
     staged_dir,
@@ -219,6 +222,7 @@ class Stage:
         self.rule, self.module = rule, MODULES[rule]
         self.per_experiment, self.seeded, self.reads_data, self.seed = experiment, seeded, data, seed
         self.writes_folder = False  # add_out_arg: the body's outputs are staged and renamed into --out
+        self.results_out: str | None = None  # add_results_args: the option that names where to write
         self.runs_models = seeded or seed is not None
         self.parser = argparse.ArgumentParser(prog=f"python -m {self.module}", description=description)
         self.uses_config = config
@@ -242,9 +246,11 @@ class Stage:
         self.parser.add_argument("--reward", help="the reward stage's directory (when ppo.reward: reward_model)")
 
     def add_results_args(self, out: str = "--out-dir") -> None:
-        """--results-dir (results/<profile>) and where to write, as the analysis stages take them."""
+        """--results-dir (results/<profile>) and where to write (`--out-dir` a folder, `--out` a file), as the
+        analysis stages take them; both are checked before the stage reads or writes anything."""
         self.parser.add_argument("--results-dir", type=Path, required=True, help="results/<profile>")
         self.parser.add_argument(out, type=Path, required=True, help="where to write the outputs")
+        self.results_out = out
 
     def add_out_arg(self, where: str) -> None:
         """--out, the stage's own folder: written whole or not at all, by one live copy of the job at a time."""
@@ -265,6 +271,8 @@ class Stage:
             run = Run(args, config, provenance)
             if self.per_experiment:
                 self._start(run)
+            if self.results_out:
+                self._check_results_args(args)
             if not self.writes_folder:
                 result = body(run)
                 if isinstance(result, (str, Path)) and config is not None:
@@ -279,6 +287,14 @@ class Stage:
             print(f"{self.module}: error: {message}", file=sys.stderr)
             return 2
         return 0
+
+    def _check_results_args(self, args: argparse.Namespace) -> None:
+        input_dir(args.results_dir, "--results-dir", "the run's folder (results/<profile>)")
+        where = getattr(args, self.results_out.lstrip("-").replace("-", "_"))
+        if self.results_out == "--out-dir":
+            output_dir(where, self.results_out, "a folder (results/<profile>, reports/<profile>)")
+        else:
+            output_file(where, self.results_out, "a file (e.g. results/<profile>/claims.csv)")
 
     def _finish(self, run: Run, folder: Path, started: float) -> None:
         """provenance.json beside the outputs, with the sha256 of each: what every reader verifies."""

@@ -19,19 +19,27 @@ from pathlib import Path
 import pandas as pd
 
 from rlhf_bench.analysis.metrics import VERDICTS
-from rlhf_bench.io import StageError, read_table
+from rlhf_bench.io import StageError, input_dir, read_table
 from rlhf_bench.runtime import Stage
 
 COLUMNS = ("claim_id", "required", "verdict", "reason")
 
 
+RERUN = "Fix: rerun the rule 'claims' (snakemake --forcerun claims)."
+
+
 def read_claims(path: Path) -> pd.DataFrame:
+    """claims.csv as the claims rule writes it: one row per claim id, a known verdict, required True/False."""
     table = read_table(path, COLUMNS)
-    unknown = sorted(set(table.verdict) - set(VERDICTS))
+    unknown = sorted({str(v) for v in table.verdict} - set(VERDICTS))
     if unknown:
-        raise StageError(f"{path}: unknown verdict(s) {unknown}; expected one of {list(VERDICTS)}")
+        raise StageError(f"{path}: verdict: unknown value(s) {unknown}; expected one of {list(VERDICTS)}. {RERUN}")
     if table.required.dtype != bool:
-        raise StageError(f"{path}: column 'required' must hold True/False, found {sorted(set(table.required))}")
+        found = sorted({str(v) for v in table.required})
+        raise StageError(f"{path}: required: must hold True/False, found {found}. {RERUN}")
+    duplicated = sorted({str(v) for v in table.claim_id[table.claim_id.duplicated()]})
+    if duplicated:
+        raise StageError(f"{path}: claim_id: {', '.join(duplicated)} appear(s) more than once. {RERUN}")
     return table
 
 
@@ -51,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         args = run.args
         if (args.claims_csv is None) == (args.results_dir is None):
             stage.parser.error("give either claims.csv or --results-dir")
+        if args.results_dir is not None:
+            input_dir(args.results_dir, "--results-dir", "the run's folder (results/<profile>)")
+        elif args.claims_csv.is_dir():
+            raise StageError(
+                f"{args.claims_csv}: claims_csv: a directory, not claims.csv. Fix: pass results/<profile>/claims.csv, "
+                "or the folder as --results-dir."
+            )
         table = read_claims(args.claims_csv or args.results_dir / "claims.csv")
         for row in table[table.required].itertuples():
             print(f"{row.verdict:<15} {row.claim_id}: {row.reason}")

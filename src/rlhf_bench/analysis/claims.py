@@ -38,7 +38,7 @@ from rlhf_bench.analysis.aggregate import (
 )
 from rlhf_bench.analysis.claims_file import DEFAULT_CLAIMS, Claim, ClaimsFile, load_claims
 from rlhf_bench.analysis.metrics import CONFIDENCE, LENGTH_METRICS, POLICIES, RM_METRICS, fmt, fmt_p
-from rlhf_bench.io import StageError, atomic_write_text, read_json, verified
+from rlhf_bench.io import StageError, atomic_write_text, input_file, read_json, verified
 from rlhf_bench.runtime import Stage
 
 # ---------------------------------------------------------------------------------------- the run
@@ -229,11 +229,10 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
     if np.isnan(base).all() and np.isnan(rlhf).all():
         row["reason"] = f"not measured in this profile: '{claim.metric}' is null in every seed (no judge?)"
         return row
-    for policy, values in (("base", base), ("rlhf", rlhf)):
-        if np.isnan(values).any():
-            seed = run.seeds[int(np.flatnonzero(np.isnan(values))[0])]
-            path = evaluate_file(run.results_dir, claim.experiment, seed, "metrics.json")
-            raise StageError(f"{path}: policies.{policy}.{claim.metric} is null, but claim '{claim.id}' tests it")
+    missing = _missing_seeds(claim, run, {"base": base, "rlhf": rlhf})
+    if missing:
+        row["reason"] = missing
+        return row
     n = len(run.seeds)
 
     if claim.test in ("value_equivalence", "threshold"):
@@ -278,6 +277,22 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
     row["reason"] = f"RLHF - base {claim.metric} {fmt(row['estimate'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
     _documented_interval(row, claim, run)
     return row
+
+
+def _missing_seeds(claim: Claim, run: Run, values: dict[str, np.ndarray]) -> str:
+    """'' when every seed measured the metric for the policies the claim tests; else the reason of a claim that
+    cannot be tested (metrics.json holds null or NaN there: e.g. distinct_2 of a policy whose responses are all
+    empty). The claim is then INCONCLUSIVE, never a crash, and never a test on the seeds that happen to remain."""
+    tested = [claim.policy] if claim.test in ("value_equivalence", "threshold") else list(POLICIES)
+    parts = []
+    for policy in tested:
+        seeds = [str(seed) for seed, value in zip(run.seeds, values[policy], strict=True) if math.isnan(value)]
+        if seeds:
+            parts.append(f"{policy} {claim.metric} is missing for seed {', '.join(seeds)}")
+    if not parts:
+        return ""
+    where = f"{claim.experiment}/evaluate/seed<k>/metrics.json"
+    return f"not measured: {'; '.join(parts)} (null or NaN in {where}), so the claim cannot be tested"
 
 
 def _per_sample_tests(row: dict, claim: Claim, run: Run, claimed: str) -> None:
@@ -338,7 +353,7 @@ REFUTED = {
 
 def claims_table(config: dict, results_dir: Path, claims_path: Path) -> pd.DataFrame:
     """Test every claim, apply Holm across the run's claims, and give each its verdict."""
-    settings = load_claims(claims_path)
+    settings = load_claims(claims_path, config["experiments"])
     run = Run(config, results_dir)
     rows = [assess_claim(claim, run, settings) for claim in settings.claims]
     for column in ("p_support", "p_refute"):
@@ -363,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     stage.parser.add_argument("--claims", type=Path, default=DEFAULT_CLAIMS, help="claims file (config/claims.yaml)")
 
     def body(run):
+        input_file(run.args.claims, "--claims", "the claims file (config/claims.yaml)")
         table = claims_table(run.config.raw, run.args.results_dir, run.args.claims)
         atomic_write_text(run.args.out, table.to_csv(index=False))
         counts = ", ".join(f"{v} {k}" for k, v in table.verdict.value_counts().items())

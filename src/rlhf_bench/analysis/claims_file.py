@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import difflib
+import functools
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,9 +15,10 @@ from jsonschema.exceptions import best_match
 
 from rlhf_bench.analysis.metrics import METRIC_ORDER, RM_METRICS
 from rlhf_bench.config import ConfigError, _describe, _with_defaults
-from rlhf_bench.io import read_yaml
+from rlhf_bench.io import StageError, read_yaml
 
 DEFAULT_CLAIMS = Path(__file__).resolve().parents[3] / "config" / "claims.yaml"
+PROFILES_DIR = DEFAULT_CLAIMS.parent  # config/: the project's profiles (config.yaml, imdb-cpu.yaml, paper.yaml)
 KINDS = (
     "proportion_equivalence", "value_equivalence", "difference_equivalence", "direction", "threshold",
     "non_inferiority", "not_measured",
@@ -156,25 +160,72 @@ def _where(message: str, claims: list) -> str:
     return message
 
 
-def parse_claims(raw, source: str) -> ClaimsFile:
-    """Validate a parsed claims file and build the dataclasses; ConfigError (one line) on anything wrong."""
+@functools.cache
+def profile_experiments(folder: Path = PROFILES_DIR) -> dict[str, tuple[str, ...]]:
+    """The experiments of each of the project's profiles (every config/*.yaml with `profile` and
+    `experiments`), by file name. A profile that cannot be read is left out: the config rule names its fault."""
+    profiles = {}
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            data = read_yaml(path, "profile")
+        except StageError:  # unreadable, not UTF-8 or bad YAML
+            continue
+        if isinstance(data, dict) and "profile" in data and isinstance(data.get("experiments"), dict):
+            profiles[path.name] = tuple(str(name) for name in data["experiments"])
+    return profiles
+
+
+def _check_experiment(item: dict, index: int, source: str, known: set[str], where: str) -> None:
+    """A claim names an experiment of some profile or of the run's config: a typo would otherwise be listed as
+    "not run" (INCONCLUSIVE), and a gate that only fails on NOT REPRODUCED would pass without testing it."""
+    name = item["experiment"]
+    if name in known:
+        return
+    names = ", ".join(sorted(known))
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    fix = f"did you mean '{close[0]}'? Known experiments: {names}" if close else f"name one of: {names}"
+    raise ConfigError(
+        f"{source}: claims.{index}.experiment (claim '{item['id']}'): unknown experiment '{name}' (not in {where}). "
+        f"Fix: {fix}."
+    )
+
+
+def parse_claims(raw, source: str, experiments: Iterable[str] = ()) -> ClaimsFile:
+    """Validate a parsed claims file and build the dataclasses; ConfigError (one line) on anything wrong.
+
+    Every claim must name an experiment of one of the project's profiles (config/*.yaml) or of `experiments`
+    (the run's config, where the caller has one)."""
+    if raw is None:
+        raise ConfigError(
+            f"{source}: (top level): the file is empty, but a claims file is a mapping with a 'claims' list. "
+            "Fix: write the claims (see config/claims.yaml)."
+        )
     if not isinstance(raw, dict):
         raise ConfigError(
-            f"{source}: a claims file must be a mapping with a 'claims' list. Fix: see config/claims.yaml."
+            f"{source}: (top level): a {type(raw).__name__}, but a claims file is a mapping with a 'claims' list. "
+            "Fix: see config/claims.yaml."
         )
     filled = copy.deepcopy(raw)
     # The config's own default-filling validator and error wording, so both files fail the same way.
     error = best_match(_with_defaults(Draft202012Validator)(CLAIMS_SCHEMA).iter_errors(filled))
     if error is not None:
         raise ConfigError(_where(_describe(error, source), raw.get("claims") or []))
-    seen = set()
+    experiments = tuple(str(name) for name in experiments)
+    profiles = profile_experiments()
+    known = {name for names in profiles.values() for name in names} | set(experiments)
+    where = [f"config/{name}" for name in profiles] + (["the run's config"] if experiments else [])
+    where = ", ".join(where[:-1]) + f" or {where[-1]}" if len(where) > 1 else "".join(where)
+    seen = {}
     claims = []
     for index, item in enumerate(filled["claims"]):
         if item["id"] in seen:
             raise ConfigError(
-                f"{source}: claims.{index}: duplicate id '{item['id']}'. Fix: give each claim its own id."
+                f"{source}: claims.{index}.id: duplicate id '{item['id']}' (claims.{seen[item['id']]} has it too). "
+                "Fix: give each claim its own id."
             )
-        seen.add(item["id"])
+        seen[item["id"]] = index
+        if known:
+            _check_experiment(item, index, source, known, where)
         measured = item["test"] != "not_measured"
         if measured and item["metric"] == "none":
             raise ConfigError(
@@ -202,15 +253,19 @@ def parse_claims(raw, source: str) -> ClaimsFile:
     )
 
 
-def load_claims(path: str | Path = DEFAULT_CLAIMS) -> ClaimsFile:
-    """Read and validate a claims file (YAML); ConfigError with one line naming file, field and fix."""
-    return parse_claims(read_yaml(path, "claims file", ConfigError), str(path))
+def load_claims(path: str | Path = DEFAULT_CLAIMS, experiments: Iterable[str] = ()) -> ClaimsFile:
+    """Read and validate a claims file (YAML); ConfigError with one line naming file, field and fix.
+
+    `experiments`: the run's experiment names, which a claim may name besides those of the project's profiles."""
+    raw = read_yaml(path, "claims file", ConfigError)  # a folder, a missing file or not UTF-8: one line
+    return parse_claims(raw, str(path), experiments)
 
 
-def validated_or_exit(path: str | Path) -> ClaimsFile:
-    """For the Snakefile: a broken claims file stops the run before any job, with one line."""
+def validated_or_exit(path: str | Path, experiments: Iterable[str] = ()) -> ClaimsFile:
+    """For the Snakefile: a broken claims file stops the run before any job, with one line. `experiments`: the
+    profile's own experiment names (a profile outside config/ may add some)."""
     try:
-        return load_claims(path)
+        return load_claims(path, experiments)
     except ConfigError as exc:
         print(f"rlhf-bench: claims error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -38,9 +38,20 @@ import pandas as pd
 
 from rlhf_bench.analysis import proportions, stats
 from rlhf_bench.analysis.aggregate import load_seed_metrics, ordered_metrics, pair_counts, rm_metrics_file
+from rlhf_bench.analysis.check import read_claims
 from rlhf_bench.analysis.claims_file import DEFAULT_CLAIMS, load_claims
 from rlhf_bench.analysis.metrics import CONFIDENCE, RM_METRICS, fmt, fmt_p
-from rlhf_bench.io import StageError, field, flatten, read_json, staged_outputs, verified
+from rlhf_bench.io import (
+    StageError,
+    field,
+    flatten,
+    input_dir,
+    input_file,
+    output_dir,
+    read_json,
+    staged_outputs,
+    verified,
+)
 from rlhf_bench.runtime import Stage
 
 # Provenance keys that differ between any two runs by nature: they would bury the differences that matter.
@@ -67,10 +78,8 @@ def bundle_config(path: Path) -> dict:
 class Bundle:
     """One results directory: its resolved config, per-seed metrics, pair counts and provenance files."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        if not self.path.is_dir():
-            raise StageError(f"{self.path}: not a directory. Fix: pass a results bundle (results/<profile>).")
+    def __init__(self, path: Path, argument: str = "bundle"):
+        self.path = input_dir(path, argument, "a results bundle (a results/<profile> folder)")
         self.config = bundle_config(self.path / "config.json")
         self.metrics = load_seed_metrics(self.config, self.path)
 
@@ -242,10 +251,10 @@ def provenance_table(a: Bundle, b: Bundle) -> pd.DataFrame:
 
 def claim_changes(a: Bundle, b: Bundle) -> pd.DataFrame | None:
     """Claims whose verdict changed, where both bundles have claims.csv."""
-    paths = [bundle.path / "claims.csv" for bundle in (a, b)]
-    if not all(p.is_file() for p in paths):
+    files = [bundle.path / "claims.csv" for bundle in (a, b)]
+    if not all(p.is_file() for p in files):
         return None
-    ca, cb = (pd.read_csv(p).set_index("claim_id")["verdict"] for p in paths)
+    ca, cb = (read_claims(p).set_index("claim_id")["verdict"] for p in files)
     joined = pd.concat([ca.rename("verdict_a"), cb.rename("verdict_b")], axis=1)
     return joined[joined.verdict_a != joined.verdict_b].reset_index()
 
@@ -280,8 +289,8 @@ def summary_text(a: Bundle, b: Bundle, metrics: pd.DataFrame, provenance: pd.Dat
 
 
 def compare(path_a: Path, path_b: Path, claims_path: Path = DEFAULT_CLAIMS):
-    settings = load_claims(claims_path)
-    a, b = Bundle(path_a), Bundle(path_b)
+    a, b = Bundle(path_a, "bundle_a"), Bundle(path_b, "bundle_b")
+    settings = load_claims(claims_path, [*a.experiments, *b.experiments])
     metrics = metric_table(a, b, settings.rerun_margins, settings.alpha)
     provenance = provenance_table(a, b)
     claims = claim_changes(a, b)
@@ -298,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(run):
         args = run.args
+        input_file(args.claims, "--claims", "the claims file with rerun_margins (config/claims.yaml)")
+        if args.out_dir is not None:
+            output_dir(args.out_dir, "--out-dir", "a folder (results/<profile>/compare/<name>)")
         metrics, provenance, claims, text = compare(args.bundle_a, args.bundle_b, args.claims)
         if args.out_dir is not None:
             with staged_outputs(args.out_dir) as staging:  # all three files or none

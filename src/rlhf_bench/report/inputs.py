@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from rlhf_bench.analysis.aggregate import (
@@ -13,7 +14,11 @@ from rlhf_bench.analysis.aggregate import (
     TEST_COLUMNS,
     load_samples,
     load_seed_metrics,
+    run_tests,
+    summarize_metrics,
+    summarize_reward_models,
 )
+from rlhf_bench.analysis.check import read_claims
 from rlhf_bench.io import StageError, field, read_checksums, read_json, read_table, verified
 from rlhf_bench.layout import SUMMARY_TABLES, Layout, stage_dir, stage_dirs
 
@@ -110,6 +115,54 @@ def load_aggregate_tables(config: dict, results_dir: Path) -> tuple[pd.DataFrame
     return summary, rm_summary, tests
 
 
+AGGREGATE_KEYS = {"summary.csv": 3, "rm_summary.csv": 2, "tests.csv": 4}  # leading columns that name a row
+RERUN_AGGREGATE = "Fix: rerun the rule 'aggregate' (snakemake --forcerun aggregate)."
+
+
+def check_aggregate_tables(config: dict, results_dir: Path, seed_metrics: pd.DataFrame, tables) -> None:
+    """The aggregate tables hold what the aggregate stage computes from the verified metrics.json, rm_metrics.json
+    and samples.parquet files: they carry no checksum record of their own, so a table edited (or left by another
+    version of the stage) is found by computing it again. One line naming the file, its line and column."""
+    layout = Layout(config, str(results_dir))
+    expected = (
+        summarize_metrics(config, seed_metrics),
+        summarize_reward_models(config, results_dir),
+        run_tests(config, seed_metrics, results_dir),
+    )
+    for name, got, want in zip(SUMMARY_TABLES, tables, expected, strict=True):
+        path = layout.profile_file(name)
+        if len(got) != len(want):
+            raise StageError(
+                f"{path}: rows: {len(got)}, but the files it is computed from give {len(want)} (changed since the "
+                f"aggregate stage wrote it). {RERUN_AGGREGATE}"
+            )
+        for column in want.columns:
+            bad = _differs(got[column].reset_index(drop=True), want[column].reset_index(drop=True))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                row = " ".join(str(v) for v in want.iloc[i, : AGGREGATE_KEYS[name]])
+                found, computed = (_plain(table[column].iloc[i]) for table in (got, want))
+                raise StageError(
+                    f"{path}: line {i + 2} ({row}): {column} is {found!r}, but the files it is computed from give "
+                    f"{computed!r} (changed since the aggregate stage wrote it). {RERUN_AGGREGATE}"
+                )
+
+
+def _plain(value):
+    """A cell as Python writes it (0.5, not np.float64(0.5))."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _differs(got: pd.Series, want: pd.Series) -> np.ndarray:
+    """Cell by cell: numbers equal to 1e-9 (a CSV round trip), NaN equal to NaN; anything else as text."""
+    if pd.api.types.is_numeric_dtype(want) and not pd.api.types.is_bool_dtype(want):
+        numbers = pd.to_numeric(got, errors="coerce")
+        unreadable = numbers.isna() & got.notna()  # text where a number belongs
+        close = np.isclose(numbers.to_numpy(float), want.to_numpy(float), rtol=1e-9, atol=1e-12, equal_nan=True)
+        return ~close | unreadable.to_numpy()
+    return got.astype(str).to_numpy() != want.astype(str).to_numpy()
+
+
 def load_train_logs(config: dict, results_dir: Path) -> pd.DataFrame:
     layout = Layout(config, str(results_dir))
     frames = [
@@ -162,15 +215,33 @@ def load_benchmarks(config: dict, results_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["file", "runs", "seconds", "max_rss_mb"])
 
 
+CLAIMS_NUMBERS = ("estimate", "ci_low", "ci_high", "documented", "mde")  # what the Claims section formats
+
+
 def load_claims(config: dict, results_dir: Path) -> pd.DataFrame | None:
-    """claims.csv of the claims rule; None where a bundle predates it (the report then says so)."""
+    """claims.csv of the claims rule, checked as `check` checks it; None where a bundle predates it (the report
+    then says so)."""
     path = Path(Layout(config, str(results_dir)).profile_file("claims.csv"))
-    return read_table(path, CLAIMS_COLUMNS) if path.exists() else None
+    if not path.exists():
+        return None
+    table = read_claims(path)
+    missing = [c for c in CLAIMS_COLUMNS if c not in table.columns]
+    if missing:
+        raise StageError(f"{path}: missing column(s) {', '.join(missing)}. Fix: rerun the rule 'claims'.")
+    for column in CLAIMS_NUMBERS:
+        if column in table.columns and not pd.api.types.is_numeric_dtype(table[column]):
+            raise StageError(
+                f"{path}: {column}: holds text where numbers belong. Fix: rerun the rule 'claims' "
+                "(snakemake --forcerun claims)."
+            )
+    return table
 
 
 def load_inputs(config: dict, config_path: Path, results_dir: Path) -> Inputs:
     """Every input of the report; `config` is the validated config read from `config_path`."""
     summary, rm_summary, tests = load_aggregate_tables(config, results_dir)
+    seed_metrics = load_seed_metrics(config, results_dir)
+    check_aggregate_tables(config, results_dir, seed_metrics, (summary, rm_summary, tests))
     provenance, checksums = load_provenance(config, results_dir)
     return Inputs(
         layout=Layout(config, str(results_dir)),
@@ -184,6 +255,6 @@ def load_inputs(config: dict, config_path: Path, results_dir: Path) -> Inputs:
         provenance=provenance,
         checksums=checksums,
         benchmarks=load_benchmarks(config, results_dir),
-        seed_metrics=load_seed_metrics(config, results_dir),
+        seed_metrics=seed_metrics,
         claims=load_claims(config, results_dir),
     )

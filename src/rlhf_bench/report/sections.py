@@ -31,7 +31,10 @@ def tests_for(inp: Inputs, experiment: str, metric: str) -> pd.DataFrame:
 def verdict(welch: pd.DataFrame) -> str:
     """Plain-words result of the over-seeds Welch test of the objective."""
     if welch.empty or math.isnan(welch.iloc[0].p_value):
-        return "no test over seeds was possible (fewer than two seeds, or no variance across seeds)"
+        return (
+            "no test over seeds was possible (fewer than two seeds, no variance across seeds, or the metric is "
+            "missing in a seed's metrics.json)"
+        )
     p = welch.iloc[0].p_value
     outcome = "**moved significantly" if p < ALPHA else "**did not move significantly"
     return f"one-sided Welch t over seed means p = {fmt_p(p)}: {outcome} in the documented direction**"
