@@ -33,7 +33,7 @@ rule aggregate:
 
 CLAIMS_FILE = str(Path(workflow.basedir) / "config" / "claims.yaml")
 # A broken claims file stops the run before any job, with one line.
-validate_claims_or_exit(CLAIMS_FILE)
+validate_claims_or_exit(CLAIMS_FILE, LAYOUT.experiments)
 BUNDLES = "bundles"  # earlier results bundles that `compare` reads: bundles/<name>/ (a copied results/<profile>)
 
 
