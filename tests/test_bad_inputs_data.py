@@ -23,13 +23,13 @@ from bad_input import error_line, nothing_trusted, snapshot
 from conftest import tiny_config
 from rlhf_bench.io import StageError
 from rlhf_bench.layout import DATA_FILES
-from rlhf_bench.train import data, download, synthetic
+from rlhf_bench.train import data, download, sources, synthetic
 
 EXPERIMENT = {"imdb": "imdb-negative", "pairwise": "instruct-short", "hh": "hh-positive"}
 # Small enough to be quick, and a good file of GOOD_N records per split serves every one of them.
 SIZES = {"n_pairs_train": 4, "n_pairs_test": 2, "n_prompts_train": 8, "n_prompts_eval": 2, "n_corpus": 10}
 GOOD_N = 40  # imdb prompts come from reviews over 200 characters: a third of the generator's
-HUGE = "x" * (data.MAX_FIELD_CHARS + 1)
+HUGE = "x" * (sources.MAX_FIELD_CHARS + 1)
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 

@@ -11,7 +11,7 @@ from conftest import tiny_config
 from rlhf_bench.config import from_dict
 from rlhf_bench.io import StageError, sha256_file
 from rlhf_bench.layout import DATA_FILES
-from rlhf_bench.train import data, synthetic
+from rlhf_bench.train import data, sources, synthetic
 
 
 def settings(name):
@@ -57,11 +57,11 @@ def test_malformed_records_name_file_line_and_field(tmp_path):
     bad_json = tmp_path / "train.jsonl"
     bad_json.write_text('{"text": "fine", "label": 0}\n{"text": oops}\n')
     with pytest.raises(StageError, match=r"train.jsonl:2: not valid JSON"):
-        data.read_jsonl(bad_json, ("text", "label"))
+        sources.read_jsonl(bad_json, ("text", "label"))
     missing = tmp_path / "test.jsonl"
     missing.write_text('{"text": "fine", "label": 0}\n{"txt": "x", "label": 1}\n')
     with pytest.raises(StageError, match=r"test.jsonl:2: record has no field 'text'"):
-        data.read_jsonl(missing, ("text", "label"))
+        sources.read_jsonl(missing, ("text", "label"))
 
 
 def test_too_few_records_is_a_clear_error(tmp_path):
@@ -78,7 +78,7 @@ def test_real_imdb_through_the_same_loader(tmp_path, shared_data):
         (source / f"{split}.jsonl").symlink_to(shared_data / "imdb" / f"imdb_{split}_small1000.jsonl")
     s = replace(settings("imdb-negative"), source=str(source), n_pairs_train=200, n_pairs_test=200)
     data.prepare(s, tmp_path / "out")
-    real = data.read_jsonl(shared_data / "imdb" / "imdb_train_small1000.jsonl", ("text", "label"))
+    real = sources.read_jsonl(shared_data / "imdb" / "imdb_train_small1000.jsonl", ("text", "label"))
     negative = {r["text"] for r in real if r["label"] == 0}
     pairs = data.load_records(tmp_path / "out" / "pairs_train.jsonl")
     assert len(pairs) == 200 and all(p["chosen"] in negative for p in pairs)

@@ -20,7 +20,7 @@ import pytest
 from conftest import tiny_config
 from rlhf_bench.config import from_dict
 from rlhf_bench.io import StageError
-from rlhf_bench.train import data, download, synthetic
+from rlhf_bench.train import data, download, sources, synthetic
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -127,7 +127,7 @@ def test_imdb_hub_layout_through_the_cache(tmp_path, cache):
 def test_dahoas_layout_holds_out_a_seeded_tenth(tmp_path, cache):
     write_dahoas(snapshot(cache, "Dahoas/synthetic-instruct-gptj-pairwise", "main", "dataset"), n=80)
     s = settings("instruct-short", source="Dahoas/synthetic-instruct-gptj-pairwise", n_pairs_test=8, n_pairs_train=72)
-    splits = data.load_splits(s)
+    splits = sources.load_splits(s)
     assert (len(splits["train"]), len(splits["test"])) == (72, 8)
     data.prepare(s, tmp_path / "out")
     with pytest.raises(StageError, match="test pairs: 8 available, 9 asked for"):
@@ -137,12 +137,12 @@ def test_dahoas_layout_holds_out_a_seeded_tenth(tmp_path, cache):
 def test_hh_layout_reads_every_subset_and_data_dir_picks_one(cache):
     write_hh(snapshot(cache, "Anthropic/hh-rlhf", COMMIT, "dataset"), n_train=10, n_test=3)
     s = settings("hh-positive", source=f"Anthropic/hh-rlhf@{COMMIT}")
-    splits = data.load_splits(s)
+    splits = sources.load_splits(s)
     assert (len(splits["train"]), len(splits["test"])) == (40, 12)  # red_team_attempts is not a split
-    one = data.load_splits(replace(s, data_dir="helpful-base"))
+    one = sources.load_splits(replace(s, data_dir="helpful-base"))
     assert (len(one["train"]), len(one["test"])) == (10, 3)
     with pytest.raises(StageError, match="data.data_dir 'helpful-bass': no such directory"):
-        data.load_splits(replace(s, data_dir="helpful-bass"))
+        sources.load_splits(replace(s, data_dir="helpful-bass"))
 
 
 def test_local_copies_in_every_file_format_give_the_same_files(tmp_path):
@@ -221,7 +221,7 @@ MALFORMED = [
 def test_malformed_record_names_file_line_and_field(tmp_path, name, filename, fmt, write, expected):
     write(tmp_path / filename)
     with pytest.raises(StageError, match=expected) as info:
-        data.read_records(tmp_path / filename, fmt, "train")
+        sources.read_records(tmp_path / filename, fmt, "train")
     assert "\n" not in str(info.value) and "Fix:" in str(info.value)
 
 

@@ -20,7 +20,7 @@ import yaml
 
 from rlhf_bench.config import load
 from rlhf_bench.io import StageError
-from rlhf_bench.train import baseline, data, download
+from rlhf_bench.train import baseline, download, sources
 from rlhf_bench.train.reward import evaluate_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +55,8 @@ def test_missing_package_is_one_line_naming_it_and_the_fix():
 def test_unsup_file_is_the_unsupervised_split(tmp_path):
     for name in ("imdb_train.jsonl", "imdb_test.jsonl", "imdb_unsup.jsonl", "imdb_train_small1000.jsonl"):
         (tmp_path / name).write_text("")
-    assert [p.name for p in data.split_files(tmp_path, "unsupervised")] == ["imdb_unsup.jsonl"]
-    assert [p.name for p in data.split_files(tmp_path, "train")] == ["imdb_train.jsonl"]
+    assert [p.name for p in sources.split_files(tmp_path, "unsupervised")] == ["imdb_unsup.jsonl"]
+    assert [p.name for p in sources.split_files(tmp_path, "train")] == ["imdb_train.jsonl"]
 
 
 def test_tfidf_baseline_ranks_pairs_by_their_words():
