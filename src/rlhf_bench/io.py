@@ -318,22 +318,20 @@ def verified_outputs(folder: str | Path, stage: str) -> dict[str, str]:
 
 def input_dir(path: str | Path, option: str, what: str) -> Path:
     """A folder the stage reads (--results-dir, a bundle): it must exist and be a folder."""
-    path = Path(path)
-    if path.is_file():
-        raise StageError(f"{path}: {option}: a file, not a directory. Fix: pass {what}.")
-    if not path.is_dir():
-        raise StageError(f"{path}: {option}: no such directory. Fix: pass {what}.")
-    return path
+    return _existing(Path(path), option, what, "directory")
 
 
 def input_file(path: str | Path, option: str, what: str) -> Path:
     """A file the stage reads that no rule makes (--claims): it must exist and be a file."""
-    path = Path(path)
-    if path.is_dir():
-        raise StageError(f"{path}: {option}: a directory, not a file. Fix: pass {what}.")
-    if not path.is_file():
-        raise StageError(f"{path}: {option}: no such file. Fix: pass {what}.")
-    return path
+    return _existing(Path(path), option, what, "file")
+
+
+def _existing(path: Path, option: str, what: str, kind: str) -> Path:
+    if path.is_dir() if kind == "directory" else path.is_file():
+        return path
+    other = "file" if kind == "directory" else "directory"
+    found = f"a {other}, not a {kind}" if path.exists() else f"no such {kind}"
+    raise StageError(f"{path}: {option}: {found}. Fix: pass {what}.")
 
 
 def output_file(path: str | Path, option: str, what: str) -> Path:
