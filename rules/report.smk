@@ -14,6 +14,7 @@ rule aggregate:
             report(t, caption="../report/tables.rst", category="Tables")
             for t in LAYOUT.summary_tables()
         ],
+        LAYOUT.profile_record("aggregate"),
     log:
         LAYOUT.log("aggregate", per_experiment=False),
     benchmark:
@@ -46,11 +47,12 @@ rule claims:
         metrics=LAYOUT.per_seed("evaluate", "metrics.json"),
         samples=LAYOUT.per_seed("evaluate", "samples.parquet"),
     output:
-        report(
+        claims=report(
             LAYOUT.profile_file("claims.csv"),
             caption="../report/claims.rst",
             category="Claims",
         ),
+        record=LAYOUT.profile_record("claims"),
     log:
         LAYOUT.log("claims", per_experiment=False),
     benchmark:
@@ -65,7 +67,7 @@ rule claims:
         results=lambda w, input: os.path.dirname(input.config),
     shell:
         "python -m rlhf_bench.analysis.claims --config {input.config:q} --results-dir {params.results:q} --claims {input.claims:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --out {output.claims:q} > {log:q} 2>&1"
 
 
 rule compare:

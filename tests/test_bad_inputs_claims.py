@@ -270,27 +270,27 @@ CASES = {
     ),
     "report-edited-summary-csv": (
         lambda c: (edit_csv(c.results / "summary.csv", "mean", 0.123), report_run(c))[1],
-        ("summary.csv", "line 2", "mean", "rerun the rule 'aggregate'"),
+        ("summary.csv", "sha256", "aggregate.provenance.json", "rerun the rule 'aggregate'"),
     ),
     "report-text-in-tests-csv": (
         lambda c: (edit_csv(c.results / "tests.csv", "p_value", "small"), report_run(c))[1],
-        ("tests.csv", "p_value", "rerun the rule 'aggregate'"),
+        ("tests.csv", "sha256", "rerun the rule 'aggregate'"),
     ),
-    "report-deleted-rm-metrics-json": (
-        lambda c: ((c.results / "hh-positive" / "reward" / "rm_metrics.json").unlink(), report_run(c))[1],
-        ("hh-positive/reward/rm_metrics.json", "'reward'"),
+    "report-deleted-aggregate-record": (
+        lambda c: ((c.results / "aggregate.provenance.json").unlink(), report_run(c))[1],
+        ("aggregate.provenance.json", "missing", "'aggregate'"),
     ),
     "report-claims-csv-unknown-verdict": (
         lambda c: (edit_csv(c.results / "claims.csv", "verdict", "PASSED"), report_run(c))[1],
-        ("claims.csv", "verdict", "'PASSED'", "rerun the rule 'claims'"),
+        ("claims.csv", "sha256", "claims.provenance.json", "rerun the rule 'claims'"),
     ),
     "report-claims-csv-text-estimate": (
         lambda c: (edit_csv(c.results / "claims.csv", "estimate", "about 0.9", row=2), report_run(c))[1],
-        ("claims.csv", "estimate", "rerun the rule 'claims'"),
+        ("claims.csv", "sha256", "rerun the rule 'claims'"),
     ),
     "check-claims-csv-empty-verdict": (
         lambda c: (edit_csv(c.results / "claims.csv", "verdict", ""), check_run(c, "--results-dir", str(c.results)))[1],
-        ("claims.csv", "verdict", "rerun the rule 'claims'"),
+        ("claims.csv", "sha256", "rerun the rule 'claims'"),
     ),
     "compare-edited-metrics-json-in-rerun": (
         lambda c: (edited_metrics(c), compare_run(c))[1],
@@ -298,7 +298,7 @@ CASES = {
     ),
     "compare-duplicate-claim-in-claims-csv": (
         lambda c: (edit_csv(c.results / "claims.csv", "claim_id", "imdb-rm-accuracy-test"), compare_run(c))[1],
-        ("claims.csv", "claim_id", "imdb-rm-accuracy-test"),
+        ("claims.csv", "sha256", "rerun the rule 'claims'"),
     ),
 }
 

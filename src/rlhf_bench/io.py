@@ -279,9 +279,11 @@ def verify_checksums(folder: str | Path, recorded: dict[str, str], record: str |
 
 
 def verified(path: str | Path) -> Path:
-    """A stage's output file, after checking it against the sha256 its folder's provenance.json records."""
+    """A stage's output file, after checking it against the sha256 its producer recorded (layout.output_record)."""
+    from rlhf_bench.layout import output_record
+
     path = require(path)
-    record = path.parent / "provenance.json"
+    record = output_record(path)
     recorded = field(field(read_json(record), "outputs", record), path.name, f"{record} outputs")
     verify_checksums(path.parent, {path.name: recorded}, record)
     return path

@@ -31,8 +31,30 @@ MODULES = {
 DATA_FILES = ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl", "corpus.jsonl")
 SUMMARY_TABLES = ("summary.csv", "rm_summary.csv", "tests.csv")
 REPORT_FILES = ("report.md", "report.html", "report.pdf")
+# Profile-wide rules whose outputs share results/<profile>/ record them in `<rule>.provenance.json` there; a stage
+# of one experiment has a folder of its own, and its `provenance.json` in it.
+RECORDED_RULES = ("aggregate", "claims")
+
+
+def record_name(rule: str) -> str:
+    return f"{rule}.provenance.json"
+
+
 # Files at results/<profile>/ and the rule that writes each; a stage's files are named by their folder.
-PROFILE_FILES = {"config.json": "resolved_config", **dict.fromkeys(SUMMARY_TABLES, "aggregate"), "claims.csv": "claims"}
+PROFILE_FILES = {
+    "config.json": "resolved_config",
+    **dict.fromkeys(SUMMARY_TABLES, "aggregate"),
+    "claims.csv": "claims",
+    **{record_name(rule): rule for rule in RECORDED_RULES},
+}
+
+
+def output_record(path: str | Path) -> Path:
+    """The provenance file that records `path`'s sha256 (`outputs`): its rule's beside a profile-wide file, else
+    its stage folder's provenance.json."""
+    path = Path(path)
+    rule = PROFILE_FILES.get(path.name)
+    return path.with_name(record_name(rule) if rule in RECORDED_RULES else "provenance.json")
 
 
 def stage_dir(results: str | Path, experiment: str, stage: str, seed: int | str | None = None) -> str:
@@ -237,6 +259,10 @@ class Layout:
 
     def profile_file(self, name: str) -> str:
         return f"{self.results}/{name}"
+
+    def profile_record(self, rule: str) -> str:
+        """The provenance of a profile-wide rule of RECORDED_RULES: the sha256 of what it wrote."""
+        return self.profile_file(record_name(rule))
 
     def summary_tables(self) -> list[str]:
         return [self.profile_file(name) for name in SUMMARY_TABLES]

@@ -27,12 +27,13 @@ from rlhf_bench.io import (
     output_file,
     output_lock,
     read_checksums,
+    sha256_file,
     staged_dir,
     verified_outputs,
     verify_checksums,
     write_json,
 )
-from rlhf_bench.layout import MODULES
+from rlhf_bench.layout import MODULES, output_record
 from rlhf_bench.settings import Config, Experiment
 
 # The documented stack (seeds/000 "Dependencies"). envs/requirements.in pins the same versions.
@@ -183,6 +184,7 @@ class Run:
     config: Config | None
     provenance: dict
     staging: Path | None = None  # where the body writes; the frame renames it to --out once all is written
+    started: float = 0.0  # time.time() when the stage began
 
     @property
     def experiment(self) -> Experiment:
@@ -268,7 +270,7 @@ class Stage:
         try:
             config = self._load_config(args) if self.uses_config else None
             provenance = self._provenance(args, config, started, argv) if config is not None else {}
-            run = Run(args, config, provenance)
+            run = Run(args, config, provenance, started=started)
             if self.per_experiment:
                 self._start(run)
             if self.results_out:
@@ -298,14 +300,23 @@ class Stage:
 
     def _finish(self, run: Run, folder: Path, started: float) -> None:
         """provenance.json beside the outputs, with the sha256 of each: what every reader verifies."""
+        self._write_provenance(run, folder / "provenance.json", checksum_tree(folder), started)
+
+    def record(self, run: Run, files: list[Path]) -> None:
+        """For a profile-wide stage that shares its folder (aggregate, claims): the sha256 of the files it wrote,
+        in `<rule>.provenance.json` beside them (layout.output_record), which their readers verify."""
+        outputs = {Path(f).name: sha256_file(f) for f in files}
+        self._write_provenance(run, output_record(files[0]), outputs, run.started)
+
+    def _write_provenance(self, run: Run, record: Path, outputs: dict[str, str], started: float) -> None:
         from rlhf_bench.train import download
 
         provenance = run.provenance
         provenance.setdefault("hub", download.resolved())
         provenance["hardware"] = hardware()
         provenance["seconds"] = round(time.time() - started, 3)
-        provenance["outputs"] = checksum_tree(folder)
-        write_json(folder / "provenance.json", provenance)
+        provenance["outputs"] = outputs
+        write_json(record, provenance)
 
     def _load_config(self, args: argparse.Namespace) -> Config:
         config = load(args.config)

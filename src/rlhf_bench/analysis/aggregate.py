@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(run):
         tables = aggregate(run.config.raw, run.args.results_dir, run.args.out_dir)
+        stage.record(run, [run.args.out_dir / name for name in tables])
         n_rows = ", ".join(f"{name} ({len(table)} rows)" for name, table in tables.items())
         print(f"{stage.module}: wrote {n_rows} to {run.args.out_dir}")
 

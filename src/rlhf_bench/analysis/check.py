@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from rlhf_bench.analysis.metrics import VERDICTS
-from rlhf_bench.io import StageError, input_dir, read_table
+from rlhf_bench.io import StageError, input_dir, read_table, verified
 from rlhf_bench.runtime import Stage
 
 COLUMNS = ("claim_id", "required", "verdict", "reason")
@@ -29,8 +29,9 @@ RERUN = "Fix: rerun the rule 'claims' (snakemake --forcerun claims)."
 
 
 def read_claims(path: Path) -> pd.DataFrame:
-    """claims.csv as the claims rule writes it: one row per claim id, a known verdict, required True/False."""
-    table = read_table(path, COLUMNS)
+    """claims.csv as the claims rule wrote it (its sha256 verified): one row per claim id, a known verdict, required
+    True/False."""
+    table = read_table(verified(path), COLUMNS)
     unknown = sorted({str(v) for v in table.verdict} - set(VERDICTS))
     if unknown:
         raise StageError(f"{path}: verdict: unknown value(s) {unknown}; expected one of {list(VERDICTS)}. {RERUN}")

@@ -381,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         input_file(run.args.claims, "--claims", "the claims file (config/claims.yaml)")
         table = claims_table(run.config.raw, run.args.results_dir, run.args.claims)
         atomic_write_text(run.args.out, table.to_csv(index=False))
+        stage.record(run, [run.args.out])
         counts = ", ".join(f"{v} {k}" for k, v in table.verdict.value_counts().items())
         print(f"{stage.module}: wrote {len(table)} claims ({counts}) to {run.args.out}")
 

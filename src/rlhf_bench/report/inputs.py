@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from rlhf_bench.analysis.aggregate import (
@@ -14,9 +13,6 @@ from rlhf_bench.analysis.aggregate import (
     TEST_COLUMNS,
     load_samples,
     load_seed_metrics,
-    run_tests,
-    summarize_metrics,
-    summarize_reward_models,
 )
 from rlhf_bench.analysis.check import read_claims
 from rlhf_bench.io import StageError, field, read_checksums, read_json, read_table, verified
@@ -98,11 +94,13 @@ def benchmarks_dir(layout: Layout) -> Path:
 
 
 def load_aggregate_tables(config: dict, results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The aggregate stage's tables, checked to cover every experiment of this config (else stale)."""
+    """The aggregate stage's tables, verified against the sha256 it recorded and checked to cover every experiment
+    of this config (else stale)."""
     layout = Layout(config, str(results_dir))
     columns = (SUMMARY_COLUMNS, RM_COLUMNS, TEST_COLUMNS)
     summary, rm_summary, tests = (
-        read_table(layout.profile_file(name), tuple(cols)) for name, cols in zip(SUMMARY_TABLES, columns, strict=True)
+        read_table(verified(layout.profile_file(name)), tuple(cols))
+        for name, cols in zip(SUMMARY_TABLES, columns, strict=True)
     )
     tests["seed"] = tests["seed"].astype(str)
     for name, table in zip(SUMMARY_TABLES, (summary, rm_summary, tests), strict=True):
@@ -113,54 +111,6 @@ def load_aggregate_tables(config: dict, results_dir: Path) -> tuple[pd.DataFrame
                 "rerun the Snakemake rule 'aggregate'"
             )
     return summary, rm_summary, tests
-
-
-AGGREGATE_KEYS = {"summary.csv": 3, "rm_summary.csv": 2, "tests.csv": 4}  # leading columns that name a row
-RERUN_AGGREGATE = "Fix: rerun the rule 'aggregate' (snakemake --forcerun aggregate)."
-
-
-def check_aggregate_tables(config: dict, results_dir: Path, seed_metrics: pd.DataFrame, tables) -> None:
-    """The aggregate tables hold what the aggregate stage computes from the verified metrics.json, rm_metrics.json
-    and samples.parquet files: they carry no checksum record of their own, so a table edited (or left by another
-    version of the stage) is found by computing it again. One line naming the file, its line and column."""
-    layout = Layout(config, str(results_dir))
-    expected = (
-        summarize_metrics(config, seed_metrics),
-        summarize_reward_models(config, results_dir),
-        run_tests(config, seed_metrics, results_dir),
-    )
-    for name, got, want in zip(SUMMARY_TABLES, tables, expected, strict=True):
-        path = layout.profile_file(name)
-        if len(got) != len(want):
-            raise StageError(
-                f"{path}: rows: {len(got)}, but the files it is computed from give {len(want)} (changed since the "
-                f"aggregate stage wrote it). {RERUN_AGGREGATE}"
-            )
-        for column in want.columns:
-            bad = _differs(got[column].reset_index(drop=True), want[column].reset_index(drop=True))
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                row = " ".join(str(v) for v in want.iloc[i, : AGGREGATE_KEYS[name]])
-                found, computed = (_plain(table[column].iloc[i]) for table in (got, want))
-                raise StageError(
-                    f"{path}: line {i + 2} ({row}): {column} is {found!r}, but the files it is computed from give "
-                    f"{computed!r} (changed since the aggregate stage wrote it). {RERUN_AGGREGATE}"
-                )
-
-
-def _plain(value):
-    """A cell as Python writes it (0.5, not np.float64(0.5))."""
-    return value.item() if hasattr(value, "item") else value
-
-
-def _differs(got: pd.Series, want: pd.Series) -> np.ndarray:
-    """Cell by cell: numbers equal to 1e-9 (a CSV round trip), NaN equal to NaN; anything else as text."""
-    if pd.api.types.is_numeric_dtype(want) and not pd.api.types.is_bool_dtype(want):
-        numbers = pd.to_numeric(got, errors="coerce")
-        unreadable = numbers.isna() & got.notna()  # text where a number belongs
-        close = np.isclose(numbers.to_numpy(float), want.to_numpy(float), rtol=1e-9, atol=1e-12, equal_nan=True)
-        return ~close | unreadable.to_numpy()
-    return got.astype(str).to_numpy() != want.astype(str).to_numpy()
 
 
 def load_train_logs(config: dict, results_dir: Path) -> pd.DataFrame:
@@ -241,7 +191,6 @@ def load_inputs(config: dict, config_path: Path, results_dir: Path) -> Inputs:
     """Every input of the report; `config` is the validated config read from `config_path`."""
     summary, rm_summary, tests = load_aggregate_tables(config, results_dir)
     seed_metrics = load_seed_metrics(config, results_dir)
-    check_aggregate_tables(config, results_dir, seed_metrics, (summary, rm_summary, tests))
     provenance, checksums = load_provenance(config, results_dir)
     return Inputs(
         layout=Layout(config, str(results_dir)),
