@@ -10,6 +10,7 @@ rule ppo:
         adapter=directory(LAYOUT.pattern("ppo", "adapter")),
         value_head=LAYOUT.pattern("ppo", "value_head.safetensors"),
         log=LAYOUT.pattern("ppo", "train_log.csv"),
+        timings=LAYOUT.pattern("ppo", "timings.csv"),
     log:
         LAYOUT.log("ppo"),
     benchmark:

@@ -333,7 +333,9 @@ def write_fake_results(
         for seed in seeds:
             ppo = exp_dir / "ppo" / f"seed{seed}"
             ppo.mkdir(parents=True, exist_ok=True)
-            _train_log(8, seed, rng).to_csv(ppo / "train_log.csv", index=False)
+            log, timing = _train_log(8, seed, rng), ["seconds", "samples_per_s"]
+            log.drop(columns=timing).to_csv(ppo / "train_log.csv", index=False)
+            log[["step", *timing]].to_csv(ppo / "timings.csv", index=False)
             _write_json(ppo / "provenance.json", _provenance("ppo", name, seed, checksums, []))
             ev = exp_dir / "evaluate" / f"seed{seed}"
             ev.mkdir(parents=True, exist_ok=True)

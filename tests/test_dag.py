@@ -46,8 +46,6 @@ LOG_COLUMNS = {
     "response_words_mean",
     "skipped",
     "skipped_total",
-    "seconds",
-    "samples_per_s",
 }
 
 

@@ -18,6 +18,7 @@ from jsonschema.exceptions import best_match
 
 from rlhf_bench.io import ConfigError, read_text, read_yaml
 from rlhf_bench.settings import (
+    CheckpointSettings,
     Config,
     DataSettings,
     EvalSettings,
@@ -255,6 +256,7 @@ def from_dict(raw: dict, source: str = "config") -> Config:
                 EvalSettings,
                 {**exp["evaluate"], "generation": dataclasses.replace(generation, **exp["evaluate"]["generation"])},
             ),
+            checkpoint=_build(CheckpointSettings, exp["checkpoint"]),
             deviations=[dict(d) for d in exp["deviations"]],
             resources={rule: dict(values) for rule, values in exp["resources"].items()},
         )

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -185,6 +185,7 @@ class Run:
     provenance: dict
     staging: Path | None = None  # where the body writes; the frame renames it to --out once all is written
     started: float = 0.0  # time.time() when the stage began
+    after_success: list[Callable[[], None]] = field(default_factory=list)  # once the outputs are in place
 
     @property
     def experiment(self) -> Experiment:
@@ -282,6 +283,8 @@ class Stage:
                 return 0 if isinstance(result, (str, Path)) else int(result or 0)
             with output_lock(Path(args.out)), staged_dir(Path(args.out)) as run.staging:
                 self._finish(run, Path(body(run)), started)
+            for step in run.after_success:
+                step()
         except (StageError, OSError) as exc:
             if os.environ.get("RLHF_BENCH_TRACEBACK"):
                 raise

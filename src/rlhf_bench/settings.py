@@ -118,6 +118,19 @@ class RewardModelSettings:
 
 
 @dataclass(frozen=True)
+class CheckpointSettings:
+    """When the long stages (sft, reward, ppo) write the checkpoint a rerun resumes from
+    (rlhf_bench.train.checkpoint); they also write one on SIGTERM, SIGUSR1 and SIGINT."""
+
+    every_steps: int
+    """A checkpoint every this many steps of a stage; 0: every tenth of the stage's steps."""
+    every_minutes: float
+    """And at the latest this many minutes after the last one, whichever comes first."""
+    keep: bool
+    """Keep `<out>.checkpoint/` after the stage's outputs are complete (default: removed)."""
+
+
+@dataclass(frozen=True)
 class LoraSettings:
     """The LoRA adapter of PPO (peft 0.5.0 LoraConfig(r, lora_alpha, lora_dropout, target_modules))."""
 
@@ -265,6 +278,8 @@ class Experiment:
     evaluation."""
     evaluate: EvalSettings
     """Base vs RLHF evaluation on held-out prompts (the evaluate stage)."""
+    checkpoint: CheckpointSettings
+    """When sft, reward and ppo checkpoint, for an exact resume after a kill."""
     deviations: list[dict] = field(default_factory=list)
     """Where the config departs from the documented setting, or where faithful and sound disagree:
     {setting, documented, ours, sound, why}; `ours` is filled from the config at `setting`."""

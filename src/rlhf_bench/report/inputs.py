@@ -18,7 +18,8 @@ from rlhf_bench.analysis.check import read_claims
 from rlhf_bench.io import StageError, field, read_checksums, read_json, read_table, verified
 from rlhf_bench.layout import SUMMARY_TABLES, Layout, stage_dir, stage_dirs
 
-TRAIN_LOG_COLUMNS = ("step", "reward_mean", "kl", "skipped", "seconds", "samples_per_s")
+TRAIN_LOG_COLUMNS = ("step", "reward_mean", "kl", "skipped")
+TIMING_COLUMNS = ("step", "seconds", "samples_per_s")
 CLAIMS_COLUMNS = ("claim_id", "experiment", "required", "verdict", "reason", "statistical_verdict")
 
 
@@ -116,9 +117,9 @@ def load_aggregate_tables(config: dict, results_dir: Path) -> tuple[pd.DataFrame
 def load_train_logs(config: dict, results_dir: Path) -> pd.DataFrame:
     layout = Layout(config, str(results_dir))
     frames = [
-        read_table(verified(layout.file(experiment, "ppo", "train_log.csv", seed)), TRAIN_LOG_COLUMNS).assign(
-            experiment=experiment, seed=seed
-        )
+        read_table(verified(layout.file(experiment, "ppo", "train_log.csv", seed)), TRAIN_LOG_COLUMNS)
+        .merge(read_table(verified(layout.file(experiment, "ppo", "timings.csv", seed)), TIMING_COLUMNS), on="step")
+        .assign(experiment=experiment, seed=seed)
         for experiment in layout.experiments
         for seed in layout.seeds
     ]

@@ -18,6 +18,7 @@ import dataclasses
 import os
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +32,23 @@ from rlhf_bench.analysis.metrics import word_count
 from rlhf_bench.io import StageError
 from rlhf_bench.runtime import Stage
 from rlhf_bench.settings import Experiment, PPOSettings
-from rlhf_bench.train import download, models
+from rlhf_bench.train import checkpoint, download, models
 from rlhf_bench.train.data import load_records
 from rlhf_bench.train.policy import generation_kwargs, policy_path
 from rlhf_bench.train.reward import reward_function
 
 LOG_COLUMNS = (
     "step", "reward_mean", "reward_std", "kl", "kl_coef", "entropy", "policy_loss", "value_loss",
-    "response_words_mean", "skipped", "skipped_total", "seconds", "samples_per_s",
+    "response_words_mean", "skipped", "skipped_total",
 )  # fmt: skip
+TIMING_COLUMNS = ("step", "seconds", "samples_per_s")  # how long each step took: the machine's, not the run's
+
+
+def write_table(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def trl_ppo_config(settings: PPOSettings, model_name: str, seed: int) -> PPOConfig:
@@ -80,11 +89,75 @@ def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrai
     return PPOTrainer(trl_ppo_config(settings, start_from, seed), model, ref_model=None, tokenizer=tokenizer)
 
 
+@dataclass
+class Progress:
+    """What the loop accumulates: train_log.csv's rows, each step's timing (timings.csv: kept apart so that the log
+    is byte-identical across reruns and resumes) and the guard counts. A checkpoint holds it."""
+
+    rows: list[dict] = field(default_factory=list)
+    timings: list[dict] = field(default_factory=list)
+    skipped_total: int = 0
+    fully_skipped: int = 0
+    end_token_only: int = 0
+
+
+def checkpoint_state(trainer: PPOTrainer, rng: np.random.Generator, progress: Progress) -> tuple[dict, dict]:
+    """Everything the loop's future depends on: trainable weights (LoRA adapter or whole policy, value head),
+    Adam's moments, the adaptive KL coefficient, trl's running reward moments, every random stream, the progress."""
+    tensors, state = checkpoint.training_state(trainer.optimizer, trainer.lr_scheduler)
+    tensors |= {f"model/{name}": p for name, p in trainer.model.named_parameters() if p.requires_grad}
+    moments = {name: getattr(trainer.running, name) for name in ("mean", "std", "var", "count")}
+    tensors |= {f"running/{name}": value for name, value in moments.items() if torch.is_tensor(value)}
+    kl = trainer.kl_ctl.value
+    state["ppo"] = {
+        "kl_coef": float(kl),  # exact for float32 and float64 alike
+        "kl_coef_dtype": kl.dtype.name if isinstance(kl, np.generic) else None,  # trl's update makes it np.float32
+        "running": {name: value for name, value in moments.items() if not torch.is_tensor(value)},
+        "current_step": trainer.current_step,
+        # trl leaves the policy in train mode after a step, so later rollouts sample with dropout on; a resumed
+        # run must too (a freshly loaded model is in eval mode, its new value head in train mode).
+        "training_modules": [name for name, module in trainer.model.named_modules() if module.training],
+        "prompt_rng": rng.bit_generator.state,
+        "progress": dataclasses.asdict(progress),
+    }
+    return tensors, state
+
+
+def restore(trainer: PPOTrainer, rng: np.random.Generator, saved: checkpoint.Checkpoint) -> Progress:
+    parameters = dict(trainer.model.named_parameters())
+    with torch.no_grad():
+        for key, value in saved.tensors.items():
+            if key.startswith("model/"):
+                parameters[key.removeprefix("model/")].copy_(value)
+    checkpoint.restore_training(saved, trainer.optimizer, trainer.lr_scheduler)
+    state = saved.state["ppo"]
+    dtype = state["kl_coef_dtype"]
+    trainer.kl_ctl.value = np.dtype(dtype).type(state["kl_coef"]) if dtype else state["kl_coef"]
+    for name, value in state["running"].items():
+        setattr(trainer.running, name, value)
+    for key, value in saved.tensors.items():
+        if key.startswith("running/"):
+            setattr(trainer.running, key.removeprefix("running/"), value)
+    trainer.current_step = state["current_step"]
+    training = set(state["training_modules"])
+    for name, module in trainer.model.named_modules():
+        module.training = name in training
+    rng.bit_generator.state = state["prompt_rng"]
+    return Progress(**state["progress"])
+
+
 def train(
-    experiment: Experiment, start_from: str, data_dir: Path, reward_dir: Path | None, seed: int, out: Path
+    experiment: Experiment,
+    start_from: str,
+    data_dir: Path,
+    reward_dir: Path | None,
+    seed: int,
+    out: Path,
+    checkpoints: checkpoint.Checkpoints | None = None,
 ) -> dict:
-    """Train; write the adapter (or, without LoRA, the whole policy), value head and train_log.csv; return the
-    guard counts and the precision that ran, for provenance.json."""
+    """Train (resuming from the newest checkpoint of this job, if any); write the adapter (or, without LoRA, the
+    whole policy), value head, train_log.csv and timings.csv; return the guard counts and the precision that ran,
+    for provenance.json."""
     settings = experiment.ppo
     trainer = build_trainer(experiment, start_from, seed)
     tokenizer = trainer.tokenizer
@@ -95,48 +168,51 @@ def train(
     prompt_limit = models.prompt_token_limit(
         trainer.model.pretrained_model.config, experiment.generation.max_new_tokens
     )
-    out.mkdir(parents=True, exist_ok=True)
-    skipped_total = fully_skipped = end_token_only = 0
+    saved = checkpoints.begin(settings.steps) if checkpoints else None
+    progress = restore(trainer, rng, saved) if saved else Progress()
     minibatches_per_step = settings.ppo_epochs * (settings.batch_size // settings.mini_batch_size)
-    with open(out / "train_log.csv", "w", newline="") as handle:
-        log = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
-        log.writeheader()
-        for step in tqdm(range(settings.steps), desc=f"ppo {experiment.name} seed {seed}", unit="step", mininterval=5):
-            started = time.time()
-            batch = [prompts[i] for i in rng.choice(len(prompts), settings.batch_size, replace=False)]
-            queries = [tokenizer(p, return_tensors="pt").input_ids[0][-prompt_limit:] for p in batch]
-            # One generate call for the whole batch (trl's default batch_size=4 would loop).
-            responses = trainer.generate(queries, batch_size=len(queries), return_prompt=False, **gen)
-            texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
-            rewards = score([p + t for p, t in zip(batch, texts, strict=True)], texts)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                stats = trainer.step(queries, responses, [torch.tensor(r, dtype=torch.float32) for r in rewards])
-            # trl zeroes the loss of a mini-batch whose policy ratio explodes and only warns: count them.
-            skipped = sum("Skipping batch" in str(w.message) for w in caught)
-            skipped_total += skipped
-            fully_skipped += skipped >= minibatches_per_step
-            end_token_only += sum(len(r) <= 1 for r in responses)
-            row = {
-                "step": step,
-                "reward_mean": float(np.mean(rewards)),
-                "reward_std": float(np.std(rewards)),
-                "kl": float(stats["objective/kl"]),
-                "kl_coef": float(stats["objective/kl_coef"]),
-                "entropy": float(stats["objective/entropy"]),
-                "policy_loss": float(stats["ppo/loss/policy"]),
-                "value_loss": float(stats["ppo/loss/value"]),
-                "response_words_mean": float(np.mean([word_count(t) for t in texts])),
-                "skipped": skipped,
-                "skipped_total": skipped_total,
-            }
-            where = f"ppo {experiment.name} seed {seed} step {step}"
-            models.check_finite({k: v for k, v in row.items() if k != "step"}, where)
-            models.check_finite_weights(trainer.model, where)
-            seconds = time.time() - started
-            row.update(seconds=round(seconds, 4), samples_per_s=round(len(batch) / seconds, 3))
-            log.writerow(row)
-            handle.flush()
+    steps = range(len(progress.rows), settings.steps)
+    for step in tqdm(steps, desc=f"ppo {experiment.name} seed {seed}", unit="step", mininterval=5,
+                     initial=steps.start, total=settings.steps):  # fmt: skip
+        started = time.time()
+        batch = [prompts[i] for i in rng.choice(len(prompts), settings.batch_size, replace=False)]
+        queries = [tokenizer(p, return_tensors="pt").input_ids[0][-prompt_limit:] for p in batch]
+        # One generate call for the whole batch (trl's default batch_size=4 would loop).
+        responses = trainer.generate(queries, batch_size=len(queries), return_prompt=False, **gen)
+        texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
+        rewards = score([p + t for p, t in zip(batch, texts, strict=True)], texts)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            stats = trainer.step(queries, responses, [torch.tensor(r, dtype=torch.float32) for r in rewards])
+        # trl zeroes the loss of a mini-batch whose policy ratio explodes and only warns: count them.
+        skipped = sum("Skipping batch" in str(w.message) for w in caught)
+        progress.skipped_total += skipped
+        progress.fully_skipped += int(skipped >= minibatches_per_step)
+        progress.end_token_only += sum(len(r) <= 1 for r in responses)
+        row = {
+            "step": step,
+            "reward_mean": float(np.mean(rewards)),
+            "reward_std": float(np.std(rewards)),
+            "kl": float(stats["objective/kl"]),
+            "kl_coef": float(stats["objective/kl_coef"]),
+            "entropy": float(stats["objective/entropy"]),
+            "policy_loss": float(stats["ppo/loss/policy"]),
+            "value_loss": float(stats["ppo/loss/value"]),
+            "response_words_mean": float(np.mean([word_count(t) for t in texts])),
+            "skipped": skipped,
+            "skipped_total": progress.skipped_total,
+        }
+        where = f"ppo {experiment.name} seed {seed} step {step}"
+        models.check_finite({k: v for k, v in row.items() if k != "step"}, where)
+        models.check_finite_weights(trainer.model, where)
+        seconds = time.time() - started
+        progress.rows.append(row)
+        progress.timings.append({"step": step, "seconds": round(seconds, 4),
+                                 "samples_per_s": round(len(batch) / seconds, 3)})  # fmt: skip
+        if checkpoints:
+            checkpoints.after_step(step + 1, lambda: checkpoint_state(trainer, rng, progress))
+    write_table(out / "train_log.csv", progress.rows, LOG_COLUMNS)
+    write_table(out / "timings.csv", progress.timings, TIMING_COLUMNS)
     # Safetensors only: trl's own save_pretrained pickles the value head (pytorch_model.bin). Without LoRA
     # `adapter/` holds the whole trained policy (config + model.safetensors), which evaluate loads as such.
     trainer.model.pretrained_model.save_pretrained(out / "adapter", safe_serialization=True)
@@ -145,10 +221,10 @@ def train(
     return {
         "guards": {
             "ratio_threshold": settings.ratio_threshold,
-            "skipped_minibatches": skipped_total,
+            "skipped_minibatches": progress.skipped_total,
             "minibatches": settings.steps * minibatches_per_step,
-            "fully_skipped_steps": int(fully_skipped),
-            "end_token_only_responses": int(end_token_only),
+            "fully_skipped_steps": progress.fully_skipped,
+            "end_token_only_responses": progress.end_token_only,
             "responses": settings.steps * settings.batch_size,
         },
         "precision": {
@@ -170,10 +246,11 @@ def main(argv=None) -> int:
 
     def body(run):
         args = run.args
-        run.provenance |= train(
-            run.experiment, policy_path(run.experiment, args.sft), run.data, args.reward and Path(args.reward),
-            args.seed, run.out,
-        )  # fmt: skip
+        with checkpoint.Checkpoints(run, "ppo", run.experiment.checkpoint) as checkpoints:
+            run.provenance |= train(
+                run.experiment, policy_path(run.experiment, args.sft), run.data, args.reward and Path(args.reward),
+                args.seed, run.out, checkpoints,
+            )  # fmt: skip
         return run.out
 
     return stage.run(body, argv)

@@ -23,6 +23,7 @@ from rlhf_bench.io import StageError, write_json
 from rlhf_bench.runtime import Stage
 from rlhf_bench.settings import Experiment, RewardModelSettings
 from rlhf_bench.train import baseline, models
+from rlhf_bench.train.checkpoint import Checkpoints, EpochLoop
 from rlhf_bench.train.data import load_records
 
 
@@ -112,7 +113,14 @@ def evaluate_pairs(scorer: RewardScorer, pairs: list[dict]) -> dict:
     }
 
 
-def train(settings: RewardModelSettings, train_pairs: list[dict], test_pairs: list[dict], out_dir: Path) -> dict:
+def train(
+    settings: RewardModelSettings,
+    train_pairs: list[dict],
+    test_pairs: list[dict],
+    out_dir: Path,
+    checkpoints: Checkpoints | None = None,
+) -> dict:
+    """Train (resuming from the newest checkpoint of this job, if any), evaluate on both splits, save the model."""
     texts = [p[side] for p in train_pairs for side in ("chosen", "rejected")]
     model, tokenizer = build(settings, texts)
     on = models.device()
@@ -127,25 +135,28 @@ def train(settings: RewardModelSettings, train_pairs: list[dict], test_pairs: li
     warmup = int(settings.warmup_fraction * steps_per_epoch)
     schedule = get_linear_schedule_with_warmup(optimizer, warmup, settings.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(settings.seed)
-    loss_curve = []
+    loop = EpochLoop(model, optimizer, schedule, generator, checkpoints, scaler)
+    loop.resume(settings.epochs * steps_per_epoch)
+    loss_curve = loop.history
     started = time.time()
     model.train()
-    with tqdm(total=settings.epochs * steps_per_epoch, desc="reward model", unit="step", mininterval=5) as bar:
-        for epoch in range(settings.epochs):
-            losses = []
-            for batch in torch.randperm(len(train_pairs), generator=generator).split(settings.batch_size):
+    bar = tqdm(total=settings.epochs * steps_per_epoch, initial=loop.step, desc="reward model", unit="step",
+               mininterval=5)  # fmt: skip
+    with bar:
+        for epoch, order in loop.epochs(len(train_pairs), settings.epochs):
+            for batch in loop.batches(order.split(settings.batch_size)):
                 pairs = [train_pairs[i] for i in batch.tolist()]
                 # One forward pass over chosen and rejected together: the same padding for both sides.
                 enc = scorer.encode([p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]).to(on)
                 with autocast():
                     rewards = model(**enc).logits[:, 0].float()
                 loss = loss_fn(rewards[: len(pairs)], rewards[len(pairs) :])
-                models.check_finite({"loss": loss.item()}, f"reward model epoch {epoch} step {bar.n}")
+                models.check_finite({"loss": loss.item()}, f"reward model epoch {epoch} step {loop.step}")
                 models.optimizer_step(loss, model, optimizer, schedule, scaler)
-                losses.append(loss.item())
+                loop.done(loss.item())
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-            loss_curve.append(sum(losses) / len(losses))
+            loss_curve.append(sum(loop.losses) / len(loop.losses))
     train_seconds = time.time() - started
     models.check_finite_weights(model, "reward model after training")
     model.eval()
@@ -190,12 +201,9 @@ def main(argv=None) -> int:
     stage.add_out_arg("…/<experiment>/reward")
 
     def body(run):
-        metrics = train(
-            run.experiment.reward,
-            load_records(run.data / "pairs_train.jsonl"),
-            load_records(run.data / "pairs_test.jsonl"),
-            run.out,
-        )
+        train_pairs, test_pairs = (load_records(run.data / f"pairs_{split}.jsonl") for split in ("train", "test"))
+        with Checkpoints(run, "reward", run.experiment.checkpoint) as checkpoints:
+            metrics = train(run.experiment.reward, train_pairs, test_pairs, run.out, checkpoints)
         run.provenance["throughput"] = metrics.pop("throughput")
         run.provenance["precision"] = metrics.pop("precision")
         for name, result in metrics.get("baselines", {}).items():

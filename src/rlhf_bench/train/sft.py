@@ -20,6 +20,7 @@ from rlhf_bench.io import write_json
 from rlhf_bench.runtime import Stage
 from rlhf_bench.settings import SFTSettings
 from rlhf_bench.train import models
+from rlhf_bench.train.checkpoint import Checkpoints, EpochLoop
 from rlhf_bench.train.data import load_records
 
 HELD_OUT_FRACTION = 0.05
@@ -43,7 +44,8 @@ def mean_loss(model, data: torch.Tensor, batch_size: int) -> float:
     return sum(losses) / max(len(losses), 1)
 
 
-def train(settings: SFTSettings, texts: list[str], out_dir: Path) -> dict:
+def train(settings: SFTSettings, texts: list[str], out_dir: Path, checkpoints: Checkpoints | None = None) -> dict:
+    """Train (resuming from the newest checkpoint of this job, if any) and save the model into out_dir/model."""
     if settings.init == "scratch":
         tokenizer = models.train_tokenizer(texts, settings.vocab_size, for_encoder=False)
         model = models.scratch_policy(settings, tokenizer)
@@ -62,28 +64,29 @@ def train(settings: SFTSettings, texts: list[str], out_dir: Path) -> dict:
     on = models.device()
     model.to(on)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
-    total_steps = settings.epochs * math.ceil(len(train_data) / settings.batch_size)
+    steps_per_epoch = math.ceil(len(train_data) / settings.batch_size)
+    total_steps = settings.epochs * steps_per_epoch
     schedule = get_linear_schedule_with_warmup(optimizer, int(0.05 * total_steps), total_steps)
-    history = []
+    loop = EpochLoop(model, optimizer, schedule, generator, checkpoints)
+    loop.resume(total_steps)
+    history = loop.history
     model.train()
     started = time.time()
-    with tqdm(total=total_steps, desc="sft", unit="step", mininterval=5) as bar:
-        for epoch in range(settings.epochs):
-            order = torch.randperm(len(train_data), generator=generator)
-            losses = []
-            for batch in train_data[order].split(settings.batch_size):
+    with tqdm(total=total_steps, initial=loop.step, desc="sft", unit="step", mininterval=5) as bar:
+        for epoch, order in loop.epochs(len(train_data), settings.epochs):
+            for batch in loop.batches(train_data[order].split(settings.batch_size)):
                 batch = batch.to(on)
                 loss = model(input_ids=batch, labels=batch).loss
-                models.check_finite({"loss": loss.item()}, f"sft epoch {epoch} step {bar.n}")
+                models.check_finite({"loss": loss.item()}, f"sft epoch {epoch} step {loop.step}")
                 models.optimizer_step(loss, model, optimizer, schedule)
-                losses.append(loss.item())
+                loop.done(loss.item())
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             held_out_loss = mean_loss(model, held_out, settings.batch_size)
             history.append(
                 {
                     "epoch": epoch,
-                    "train_loss": sum(losses) / len(losses),
+                    "train_loss": sum(loop.losses) / len(loop.losses),
                     "held_out_perplexity": math.exp(held_out_loss),
                 }
             )
@@ -108,7 +111,9 @@ def main(argv=None) -> int:
 
     def body(run):
         texts = [r["text"] for r in load_records(run.data / "corpus.jsonl")]
-        metrics = train(run.experiment.sft, texts, run.out)
+        settings = run.experiment.sft
+        with Checkpoints(run, "sft", run.experiment.checkpoint) as checkpoints:
+            metrics = train(settings, texts, run.out, checkpoints)
         run.provenance["throughput"] = metrics.pop("throughput")  # timings stay out of the metrics file
         write_json(run.out / "sft_metrics.json", metrics)
         return run.out
