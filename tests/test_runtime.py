@@ -75,3 +75,25 @@ def test_layout_wires_optional_inputs_from_config():
     assert layout.policy_args("instruct-short") == "--sft results/smoke/instruct-short/sft"
     assert layout.per_seed("evaluate", "metrics.json")[0] == "results/smoke/imdb-negative/evaluate/seed0/metrics.json"
     assert len(layout.per_seed("evaluate", "metrics.json")) == 3 * 2
+
+
+def test_a_slurm_job_records_its_job_partition_and_node(monkeypatch, tiny_config_file, tmp_path):
+    """Under SLURM every stage's provenance.json says so (issue 13), from sbatch's output variables."""
+    import json
+
+    from rlhf_bench.runtime import scheduler
+
+    for name in ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURMD_NODENAME", "SLURM_RESTART_COUNT"):
+        monkeypatch.delenv(name, raising=False)
+    assert scheduler() is None
+    monkeypatch.setenv("SLURM_JOB_ID", "4711")
+    monkeypatch.setenv("SLURM_JOB_PARTITION", "gpu")
+    monkeypatch.setenv("SLURMD_NODENAME", "node7")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    out = tmp_path / "data"
+    assert data.main(["--config", str(tiny_config_file), "--experiment", "imdb-negative", "--out", str(out)]) == 0
+    recorded = json.loads((out / "provenance.json").read_text())["scheduler"]
+    assert recorded | {"job_name": None, "account": None, "gpus": None} == {
+        "name": "slurm", "job_id": "4711", "partition": "gpu", "node": "node7", "restart_count": "1",
+        "job_name": None, "account": None, "gpus": None,
+    }  # fmt: skip

@@ -175,6 +175,25 @@ def needed_models(experiment: Experiment) -> dict[str, str]:
     return needed
 
 
+# What SLURM tells a job about itself (sbatch's output environment variables), as provenance.json records it.
+SLURM_VARIABLES = {
+    "job_id": "SLURM_JOB_ID",
+    "job_name": "SLURM_JOB_NAME",
+    "partition": "SLURM_JOB_PARTITION",
+    "account": "SLURM_JOB_ACCOUNT",
+    "node": "SLURMD_NODENAME",
+    "restart_count": "SLURM_RESTART_COUNT",
+    "gpus": "SLURM_JOB_GPUS",
+}
+
+
+def scheduler() -> dict | None:
+    """The batch scheduler this job ran under (SLURM: its job id, partition, node, restarts), else None."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    return {"name": "slurm", **{key: os.environ.get(var) for key, var in SLURM_VARIABLES.items()}}
+
+
 @dataclass
 class Run:
     """What a stage's body gets from the frame: its arguments, the validated config (None for a stage without
@@ -346,6 +365,7 @@ class Stage:
             "command": shlex.join([*self.parser.prog.split(), *(sys.argv[1:] if argv is None else argv)]),
             "started_utc": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
             "data_checksums": {},
+            "scheduler": scheduler(),
         }
 
     def _start(self, run: Run) -> None:

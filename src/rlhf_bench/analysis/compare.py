@@ -55,7 +55,7 @@ from rlhf_bench.io import (
 from rlhf_bench.runtime import Stage
 
 # Provenance keys that differ between any two runs by nature: they would bury the differences that matter.
-VOLATILE = ("started_utc", "seconds", "command")
+VOLATILE = ("started_utc", "seconds", "command", "job_id", "restart_count")
 METRIC_COLUMNS = [
     "experiment", "metric", "policy", "status", "design", "n_seeds_a", "n_seeds_b", "mean_a", "mean_b",
     "difference", "ci_low", "ci_high", "margin", "p_equivalence", "p_outside",

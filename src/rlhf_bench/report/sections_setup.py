@@ -120,7 +120,22 @@ def section_hardware(inp: Inputs) -> list[str]:
             f"Hardware: {text(h.get('cpu'))}, {h.get('cpu_count')} cores, {h.get('torch_threads')} torch thread(s) "
             f"per job, {text(accelerator)}, Python {h.get('python')}{text(image)}."
         )
-    return lines + [""]
+    return lines + scheduler_lines(inp) + [""]
+
+
+def scheduler_lines(inp: Inputs) -> list[str]:
+    """Where the stages ran as batch jobs (provenance `scheduler`): SLURM's job ids, partitions and nodes."""
+    jobs = [record["scheduler"] for _, record in inp.provenance if record.get("scheduler")]
+    if not jobs:
+        return ["Scheduler: none (every stage ran as a process on the host)."]
+    partitions = sorted({str(j.get("partition")) for j in jobs})
+    nodes = sorted({str(j.get("node")) for j in jobs})
+    restarted = sum(1 for j in jobs if str(j.get("restart_count") or "0") != "0")
+    return [
+        f"Scheduler: {len(jobs)} of {len(inp.provenance)} stage jobs ran under SLURM (job ids "
+        f"{text(', '.join(sorted({str(j.get('job_id')) for j in jobs}, key=lambda x: (len(x), x))))}; partition(s) "
+        f"{text(', '.join(partitions))}; node(s) {text(', '.join(nodes))}; {restarted} requeued)."
+    ]
 
 
 def section_stage_times(inp: Inputs) -> list[str]:
