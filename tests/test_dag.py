@@ -230,3 +230,67 @@ def test_a_damaged_file_of_a_finished_run_stops_the_next_run_naming_its_rule(
     assert f"{damaged}: its sha256 is not the one" in log and f"rerun the rule '{producer}'" in log, log[-3000:]
     assert "Traceback" not in log
     assert not (results / target).exists()
+
+
+def _stage_process(workdir: Path, module: str) -> int | None:
+    """The pid of the job running `module` in `workdir` (its cwd), if one runs."""
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            if module.encode() in cmdline and Path(os.readlink(entry / "cwd")) == workdir:
+                return int(entry.name)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def test_a_killed_ppo_job_resumes_when_the_same_snakemake_command_runs_again(tmp_path):
+    """Issue 13: SIGKILL the ppo job mid-run (a node failure); the same Snakemake command run again resumes it
+    from its checkpoint, and the adapter, train_log.csv and the evaluate metrics.json are byte-identical to an
+    uninterrupted run's."""
+    import signal
+    import time
+
+    import yaml
+
+    from conftest import tiny_config
+
+    config = tiny_config(seeds=(0,))
+    config["experiments"]["imdb-negative"]["ppo"]["steps"] = 8
+    config["experiments"]["imdb-negative"]["checkpoint"] = {"every_steps": 1}
+    target = "results/smoke/imdb-negative/evaluate/seed0/metrics.json"
+    runs = {}
+    for name in ("whole", "killed"):
+        runs[name] = tmp_path / name
+        runs[name].mkdir()
+        (runs[name] / "tiny.yaml").write_text(yaml.safe_dump(config))
+    workdir = runs["killed"].resolve()
+    command = [target, "--cores", "1", "--configfile", str(workdir / "tiny.yaml")]  # the same config in both
+    assert snakemake(runs["whole"], *command).returncode == 0
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
+                              str(workdir), *command], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # fmt: skip
+    checkpoints = workdir / "results/smoke/imdb-negative/ppo/seed0.checkpoint"
+    deadline = time.monotonic() + 900
+    while not sorted(checkpoints.glob("step-00000003")) and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    pid = _stage_process(workdir, "rlhf_bench.train.ppo")
+    assert pid is not None, "the ppo job ended before it could be killed"
+    os.kill(pid, signal.SIGKILL)
+    assert first.wait(timeout=300) != 0
+    assert not (workdir / "results/smoke/imdb-negative/ppo/seed0/train_log.csv").exists()
+
+    again = snakemake(workdir, *command)
+
+    assert again.returncode == 0, again.stderr[-3000:]
+    log = (workdir / "results/smoke/logs/imdb-negative/ppo.seed0.log").read_text()
+    assert "resuming from step" in log
+    for name in (
+        "ppo/seed0/adapter/adapter_model.safetensors",
+        "ppo/seed0/train_log.csv",
+        "evaluate/seed0/metrics.json",
+    ):
+        path = f"results/smoke/imdb-negative/{name}"
+        assert (workdir / path).read_bytes() == (runs["whole"] / path).read_bytes(), name
