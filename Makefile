@@ -46,7 +46,7 @@ system-deps:
 		|| echo "make: could not install chromium/poppler-utils: the report rendering tests will skip"; \
 	else echo "make: chromium/pdftoppm missing and not root: the report rendering tests will skip"; fi
 
-test: install system-deps  ## the whole test suite, the smoke DAG end to end included
+test: install system-deps cluster-test-if-possible  ## the whole test suite, the smoke DAG end to end included
 	pytest -q
 
 test-fast: install  ## unit tests only
@@ -80,3 +80,16 @@ clean:
 .PHONY: container-test
 container-test: install  ## build the image with podman, run the smoke DAG in it (--use-singularity), compare with the host
 	bash tests/container/run.sh
+
+# A one-node SLURM cluster on this machine (Debian's slurm-wlm, munge, slurmdbd, MariaDB; root), the smoke DAG on it
+# through profiles/slurm, compared with a host run; every daemon stopped at the end. ~5 minutes on 2 cores.
+# docs/cluster.md, "Clusters". `make test` runs it first where it can (root and apt-get; else one SKIP line);
+# CLUSTER_TEST=0 leaves it out.
+CLUSTER_TEST ?= 1
+.PHONY: cluster-test cluster-test-if-possible
+cluster-test: install  ## start a SLURM cluster here, run the smoke DAG on it (tests/test_cluster.py), stop it
+	bash tests/cluster/run.sh
+
+cluster-test-if-possible: install
+	@if [ "$(CLUSTER_TEST)" = 0 ]; then echo "cluster-test: SKIP: CLUSTER_TEST=0"; \
+	else bash tests/cluster/run.sh --if-possible; fi
