@@ -244,10 +244,21 @@ def _stage_process(workdir: Path, module: str) -> int | None:
     return None
 
 
-def test_a_killed_ppo_job_resumes_when_the_same_snakemake_command_runs_again(tmp_path):
-    """Issue 13: SIGKILL the ppo job mid-run (a node failure); the same Snakemake command run again resumes it
-    from its checkpoint, and the adapter, train_log.csv and the evaluate metrics.json are byte-identical to an
-    uninterrupted run's."""
+# Per long stage: the Snakemake target that runs it, the stage's folder, and what must come out byte-identical.
+RESUMED_STAGES = {
+    "sft": ("sft/sft_metrics.json", "sft", ("sft/model/model.safetensors", "sft/sft_metrics.json")),
+    "reward": ("reward/rm_metrics.json", "reward", ("reward/model/model.safetensors", "reward/rm_metrics.json")),
+    "ppo": ("evaluate/seed0/metrics.json", "ppo/seed0", ("ppo/seed0/adapter/adapter_model.safetensors",
+                                                         "ppo/seed0/train_log.csv", "evaluate/seed0/metrics.json")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("stage", list(RESUMED_STAGES))
+def test_a_killed_job_resumes_when_the_same_snakemake_command_runs_again(tmp_path, stage):
+    """Issue 13: SIGKILL a long stage's job at a step (a node failure); the same Snakemake command run again resumes
+    it from its checkpoint, and its weights and metrics (for ppo: the adapter, train_log.csv and the evaluate
+    metrics.json) are byte-identical to an uninterrupted run's."""
+    import random
     import signal
     import time
 
@@ -256,15 +267,19 @@ def test_a_killed_ppo_job_resumes_when_the_same_snakemake_command_runs_again(tmp
     from conftest import tiny_config
 
     config = tiny_config(seeds=(0,))
-    config["experiments"]["imdb-negative"]["ppo"]["steps"] = 8
-    config["experiments"]["imdb-negative"]["checkpoint"] = {"every_steps": 1}
-    target = "results/smoke/imdb-negative/evaluate/seed0/metrics.json"
+    exp = config["experiments"]["imdb-negative"]
+    exp["sft"] |= {"epochs": 2, "batch_size": 4}
+    exp["reward"] |= {"epochs": 2, "batch_size": 8}
+    exp["ppo"]["steps"] = 8
+    exp["checkpoint"] = {"every_steps": 1}
+    target_file, folder, compared = RESUMED_STAGES[stage]
+    target = f"results/smoke/imdb-negative/{target_file}"
     runs = {}
     for name in ("whole", "killed"):
         runs[name] = tmp_path / name
         runs[name].mkdir()
-        (runs[name] / "tiny.yaml").write_text(yaml.safe_dump(config))
     workdir = runs["killed"].resolve()
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
     command = [target, "--cores", "1", "--configfile", str(workdir / "tiny.yaml")]  # the same config in both
     assert snakemake(runs["whole"], *command).returncode == 0
 
@@ -272,25 +287,24 @@ def test_a_killed_ppo_job_resumes_when_the_same_snakemake_command_runs_again(tmp
     first = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
                               str(workdir), *command], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)  # fmt: skip
-    checkpoints = workdir / "results/smoke/imdb-negative/ppo/seed0.checkpoint"
+    checkpoints = workdir / f"results/smoke/imdb-negative/{folder}.checkpoint"
+    step = random.Random(stage).randint(2, 5)
     deadline = time.monotonic() + 900
-    while not sorted(checkpoints.glob("step-00000003")) and time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.05)
-    pid = _stage_process(workdir, "rlhf_bench.train.ppo")
-    assert pid is not None, "the ppo job ended before it could be killed"
+    while not sorted(checkpoints.glob(f"step-{step:08d}")) and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.02)
+    pid = _stage_process(workdir, f"rlhf_bench.train.{stage}")
+    assert pid is not None, f"the {stage} job ended before it could be killed"
     os.kill(pid, signal.SIGKILL)
     assert first.wait(timeout=300) != 0
-    assert not (workdir / "results/smoke/imdb-negative/ppo/seed0/train_log.csv").exists()
+    assert not (workdir / f"results/smoke/imdb-negative/{folder}/provenance.json").exists()
 
     again = snakemake(workdir, *command)
 
     assert again.returncode == 0, again.stderr[-3000:]
-    log = (workdir / "results/smoke/logs/imdb-negative/ppo.seed0.log").read_text()
+    log = (workdir / f"results/smoke/logs/imdb-negative/{stage}{'.seed0' if stage == 'ppo' else ''}.log").read_text()
     assert "resuming from step" in log
-    for name in (
-        "ppo/seed0/adapter/adapter_model.safetensors",
-        "ppo/seed0/train_log.csv",
-        "evaluate/seed0/metrics.json",
-    ):
+    provenance = json.loads((workdir / f"results/smoke/imdb-negative/{folder}/provenance.json").read_text())
+    assert provenance["resumed_from_step"] >= step
+    for name in compared:
         path = f"results/smoke/imdb-negative/{name}"
         assert (workdir / path).read_bytes() == (runs["whole"] / path).read_bytes(), name
