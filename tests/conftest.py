@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA_ENV = "RLHF_BENCH_SHARED_DATA"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may touch the hub
+
+
+def snakemake_env() -> dict[str, str]:
+    """The environment a test's Snakemake runs in: this interpreter's venv first on PATH (every job's `python` is
+    the one with rlhf_bench), and the hub offline."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+
+
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    """The project's Snakefile run in `workdir` (results/ and .snakemake/ go there), its output captured."""
+    return subprocess.run(snakemake_command(workdir, *args), cwd=ROOT, env=snakemake_env(), capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
 
 
 def smoke_config() -> dict:

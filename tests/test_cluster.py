@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +27,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from conftest import ROOT, tiny_config
+from conftest import ROOT, snakemake, snakemake_command, snakemake_env, tiny_config
 
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 CLUSTER = os.environ.get("RLHF_BENCH_SLURM_CLUSTER", "")
@@ -39,6 +38,7 @@ LOCAL_RULES = {"resolved_config", "experiment_config", "all"}  # localrules in r
 # What must be byte-identical between the host run and the SLURM run (per seed, per experiment, per profile).
 COMPARED = ("metrics.json", "samples.parquet", "rm_metrics.json", "summary.csv", "claims.csv")
 GPU_EXPERIMENT = "imdb-negative"
+STAGE_RULES = ("data", "sft", "reward", "ppo", "evaluate")  # the jobs that write a provenance.json
 
 needs_cluster = pytest.mark.skipif(
     not CLUSTER,
@@ -109,18 +109,6 @@ def site_profile_text(text: str, partition: str, account: str, *, apptainer: boo
         out = re.sub(r"^apptainer-args: .*\n", "", out, flags=re.M)
     assert out.count(f"slurm_partition: {partition}") == 1 and f"slurm_account: {account}\n" in out, out
     return out
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def ran(result: subprocess.CompletedProcess, what: str) -> str:
@@ -238,7 +226,10 @@ def test_results_are_byte_identical_to_the_host_run(slurm_run, local_run):
     assert len(files) == 3 * 2 * 2 + 3 + 2, files  # metrics + samples per seed, rm_metrics per experiment, 2 tables
     different = [str(f) for f in files if not filecmp.cmp(host / f, slurm_run.workdir / "results" / f, shallow=False)]
     assert not different, f"the SLURM run differs from the host run in {different}"
-    assert (slurm_run.workdir / "reports" / "smoke" / "report.html").exists()
+    report = (slurm_run.workdir / "reports" / "smoke" / "report.md").read_text()
+    stage_jobs = {f"rule_{rule}" for rule in STAGE_RULES}
+    jobs = sum(job["Comment"].split("_wildcards_")[0] in stage_jobs for job in slurm_run.jobs)
+    assert re.search(rf"Scheduler: {jobs} of {jobs} stage jobs ran under SLURM \(job ids ", report), report[:3000]
 
 
 @needs_cluster
@@ -285,12 +276,9 @@ def test_after_snakemake_crashes_the_documented_recovery_finishes_the_run(setup,
     shutil.rmtree(workdir / seed_dir)
     profile = ("--profile", str(setup.profile), "--configfile", str(setup.config), *FAST_POLL)
     command = (*profile, f"{seed_dir}/metrics.json")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
     with open(setup.root / "crash.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *command],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        process = subprocess.Popen(snakemake_command(workdir, *command), cwd=ROOT, env=snakemake_env(), stdout=log,
+                                   stderr=subprocess.STDOUT)  # fmt: skip
         try:
             name = _wait_until_a_job_runs(process, setup.root / "crash.log")
         finally:
@@ -382,13 +370,10 @@ def test_a_ppo_job_stopped_by_scancel_is_retried_and_resumes(setup):
     Snakemake's retry resumes from there and ends byte-identical to the host run."""
     config, host, workdir = _ppo_run(setup, "scancel", steps=1500)
     command = (PPO_TARGET, "--profile", str(setup.profile), "--configfile", str(config), *FAST_POLL, "--retries", "1")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
     log_path = setup.root / "scancel.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *command],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        process = subprocess.Popen(snakemake_command(workdir, *command), cwd=ROOT, env=snakemake_env(), stdout=log,
+                                   stderr=subprocess.STDOUT)  # fmt: skip
         name = _wait_until_a_job_runs(process, log_path)
         time.sleep(15)  # start-up, then some hundred steps
         job = subprocess.run(["squeue", "-h", "--name", name, "-o", "%i"], capture_output=True, text=True).stdout

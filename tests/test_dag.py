@@ -9,13 +9,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, snakemake, snakemake_command, snakemake_env
 
 pytestmark = pytest.mark.dag
 
@@ -47,18 +46,6 @@ LOG_COLUMNS = {
     "skipped",
     "skipped_total",
 }
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -283,10 +270,8 @@ def test_a_killed_job_resumes_when_the_same_snakemake_command_runs_again(tmp_pat
     command = [target, "--cores", "1", "--configfile", str(workdir / "tiny.yaml")]  # the same config in both
     assert snakemake(runs["whole"], *command).returncode == 0
 
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    first = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory",
-                              str(workdir), *command], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)  # fmt: skip
+    first = subprocess.Popen(snakemake_command(workdir, *command), cwd=ROOT, env=snakemake_env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     checkpoints = workdir / f"results/smoke/imdb-negative/{folder}.checkpoint"
     step = random.Random(stage).randint(2, 5)
     deadline = time.monotonic() + 900

@@ -24,7 +24,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, snakemake
 from rlhf_bench import config as cfg
 from rlhf_bench.train import data, download, evaluate, models, ppo, reward, synthetic
 from test_hub_formats import snapshot, write_dahoas, write_hh, write_imdb
@@ -136,18 +136,6 @@ def test_sound_settings_replace_the_documented_ones():
 
 
 # --- the DAG --------------------------------------------------------------------------------------------
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def job_counts(output: str) -> dict[str, int]:
