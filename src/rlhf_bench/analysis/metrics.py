@@ -17,6 +17,8 @@ DIRECTIONS = {"increase": "greater", "decrease": "less"}  # objective direction 
 CONFIDENCE = 0.95
 ALPHA = 0.05  # one-sided tests; 1 - CONFIDENCE
 VERDICTS = ("REPRODUCED", "NOT REPRODUCED", "INCONCLUSIVE", "NOT COMPARABLE")
+# ppo/seed<k>/timings.csv: how long each PPO step took (the machine's, not the run's: kept out of train_log.csv)
+TIMING_COLUMNS = ("step", "seconds", "samples_per_s")
 
 
 def word_count(text: str) -> int:

@@ -15,11 +15,11 @@ from rlhf_bench.analysis.aggregate import (
     load_seed_metrics,
 )
 from rlhf_bench.analysis.check import read_claims
+from rlhf_bench.analysis.metrics import TIMING_COLUMNS
 from rlhf_bench.io import StageError, field, read_checksums, read_json, read_table, verified
 from rlhf_bench.layout import SUMMARY_TABLES, Layout, stage_dir, stage_dirs
 
 TRAIN_LOG_COLUMNS = ("step", "reward_mean", "kl", "skipped")
-TIMING_COLUMNS = ("step", "seconds", "samples_per_s")
 CLAIMS_COLUMNS = ("claim_id", "experiment", "required", "verdict", "reason", "statistical_verdict")
 
 

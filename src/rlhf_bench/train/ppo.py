@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
 
-from rlhf_bench.analysis.metrics import word_count
+from rlhf_bench.analysis.metrics import TIMING_COLUMNS, word_count
 from rlhf_bench.io import StageError
 from rlhf_bench.runtime import Stage
 from rlhf_bench.settings import Experiment, PPOSettings
@@ -41,7 +41,6 @@ LOG_COLUMNS = (
     "step", "reward_mean", "reward_std", "kl", "kl_coef", "entropy", "policy_loss", "value_loss",
     "response_words_mean", "skipped", "skipped_total",
 )  # fmt: skip
-TIMING_COLUMNS = ("step", "seconds", "samples_per_s")  # how long each step took: the machine's, not the run's
 
 
 def write_table(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
