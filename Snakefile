@@ -25,6 +25,7 @@ rule all:
     default_target: True
     input:
         LAYOUT.summary_tables(),
+        LAYOUT.frontier_tables(),
         LAYOUT.report_files(),
 
 
@@ -34,4 +35,5 @@ include: "rules/sft.smk"
 include: "rules/reward.smk"
 include: "rules/ppo.smk"
 include: "rules/evaluate.smk"
+include: "rules/frontier.smk"
 include: "rules/report.smk"

@@ -11,6 +11,7 @@ rule ppo:
         value_head=LAYOUT.pattern("ppo", "value_head.safetensors"),
         log=LAYOUT.pattern("ppo", "train_log.csv"),
         timings=LAYOUT.pattern("ppo", "timings.csv"),
+        path=directory(LAYOUT.pattern("ppo", "path")),
     log:
         LAYOUT.log("ppo"),
     benchmark:

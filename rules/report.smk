@@ -108,6 +108,7 @@ rule report:
     """report.md and a self-contained report.html with figures, tables, samples and provenance."""
     input:
         LAYOUT.summary_tables(),
+        LAYOUT.frontier_tables(),
         LAYOUT.profile_file("claims.csv"),
         LAYOUT.per_seed("ppo", "train_log.csv"),
         LAYOUT.provenance_files(),

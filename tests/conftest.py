@@ -48,6 +48,9 @@ def tiny_config(seeds=(0, 1)) -> dict:
         exp["reward"] = {**exp["reward"], "epochs": 1, "vocab_size": 400}
         exp["ppo"] = {**exp["ppo"], "steps": 2, "batch_size": 8, "mini_batch_size": 4, "ppo_epochs": 1}
         exp["generation"] = {**exp["generation"], "max_new_tokens": 8}
+        if "frontier" in exp:
+            frontier = exp["frontier"] = {**exp["frontier"], "best_of_n": {"n": [1, 2]}}
+            frontier["dpo"] = {**frontier["dpo"], "beta": [0.1], "steps": 2, "batch_size": 4}
     return raw
 
 

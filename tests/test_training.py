@@ -39,8 +39,8 @@ def test_word_count_reward():
 
 
 def test_distinct_2():
-    assert evaluate.distinct_2(["a b a b", "a b"]) == pytest.approx(2 / 4)
-    assert math.isnan(evaluate.distinct_2(["one", ""]))
+    assert metrics.distinct_2(["a b a b", "a b"]) == pytest.approx(2 / 4)
+    assert math.isnan(metrics.distinct_2(["one", ""]))
 
 
 def test_cut_at_eos_keeps_the_first_eos_only():

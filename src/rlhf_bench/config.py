@@ -21,8 +21,10 @@ from rlhf_bench.settings import (
     CheckpointSettings,
     Config,
     DataSettings,
+    DPOSettings,
     EvalSettings,
     Experiment,
+    FrontierSettings,
     GenerationSettings,
     LoraSettings,
     Objective,
@@ -224,6 +226,25 @@ def _check_experiment(name: str, exp: dict, source: str) -> None:
     low, high = exp["data"]["prompt_words"]
     if low > high:
         raise ConfigError(f"{where}.data.prompt_words: [min, max] with min > max. Fix: swap them.")
+    frontier = exp["frontier"]
+    if frontier.get("dpo", {}).get("pairs") == "data" and exp["data"]["format"] == "imdb":
+        raise ConfigError(
+            f"{where}.frontier.dpo.pairs: 'data', but imdb pairs are two reviews that share no prompt. Fix: use "
+            "'policy' (two base-policy answers to each PPO prompt, ranked by the reward, as the DPO paper did)."
+        )
+    context = exp["sft"]["max_length"] if exp["policy"] == "sft" and exp["sft"]["init"] == "scratch" else None
+    if "dpo" in frontier and context and frontier["dpo"]["max_length"] > context:
+        raise ConfigError(
+            f"{where}.frontier.dpo.max_length: {frontier['dpo']['max_length']} tokens, past the policy's context "
+            f"(sft.max_length {context}). Fix: at most {context}."
+        )
+    steps = [path_step(f, exp["ppo"]["steps"]) for f in frontier.get("ppo_path", [])]
+    if any(not 0 < step < exp["ppo"]["steps"] for step in steps) or len(set(steps)) < len(steps):
+        raise ConfigError(
+            f"{where}.frontier.ppo_path: {frontier['ppo_path']} of ppo.steps {exp['ppo']['steps']} gives steps "
+            f"{steps}, which must be distinct and between the first and the last. Fix: fewer or more widely spaced "
+            "fractions."
+        )
     if exp["data"]["n_prompts_train"] < exp["ppo"]["batch_size"]:
         raise ConfigError(
             f"{where}.data.n_prompts_train: fewer prompts than ppo.batch_size. Fix: raise it to at least "
@@ -231,8 +252,21 @@ def _check_experiment(name: str, exp: dict, source: str) -> None:
         )
 
 
+def path_step(fraction: float, steps: int) -> int:
+    """The PPO step at which `frontier.ppo_path`'s fraction of the steps is done."""
+    return round(fraction * steps)
+
+
 def _build(cls, data: dict):
     return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+def _frontier(block: dict) -> FrontierSettings:
+    return FrontierSettings(
+        ppo_path=sorted(block.get("ppo_path", [])),
+        best_of_n=sorted(block.get("best_of_n", {}).get("n", [])),
+        dpo=_build(DPOSettings, block["dpo"]) if "dpo" in block else None,
+    )
 
 
 def from_dict(raw: dict, source: str = "config") -> Config:
@@ -257,6 +291,7 @@ def from_dict(raw: dict, source: str = "config") -> Config:
                 {**exp["evaluate"], "generation": dataclasses.replace(generation, **exp["evaluate"]["generation"])},
             ),
             checkpoint=_build(CheckpointSettings, exp["checkpoint"]),
+            frontier=_frontier(exp["frontier"]),
             deviations=[dict(d) for d in exp["deviations"]],
             resources={rule: dict(values) for rule, values in exp["resources"].items()},
         )

@@ -16,24 +16,27 @@ import yaml
 
 from rlhf_bench.config import ConfigError, validate
 
-# Training stages of one experiment, in the order they run.
+# Training stages of one experiment, in the order they run; then the frontier's arms beside PPO (rules/frontier.smk),
+# each where the experiment's `frontier` block asks for it (frontier_stages).
 STAGES = ("data", "sft", "reward", "ppo", "evaluate")
-SEEDED = ("ppo", "evaluate")  # one folder per PPO seed: <stage>/seed<k>
+FRONTIER_STAGES = ("ppo_path", "best_of_n", "dpo_pairs", "dpo")
+SEEDED = ("ppo", "evaluate", "ppo_path", "best_of_n", "dpo")  # one folder per PPO seed: <stage>/seed<k>
 # Profile-wide rules: the resolved config, then the analysis of every experiment.
-ANALYSIS = ("aggregate", "claims", "compare", "report")
-RULE_ORDER = ("resolved_config", "experiment_config", "download", *STAGES, *ANALYSIS)
+ANALYSIS = ("aggregate", "claims", "frontier", "compare", "report")
+RULE_ORDER = ("resolved_config", "experiment_config", "download", *STAGES, *FRONTIER_STAGES, *ANALYSIS)
 # The CLI each rule runs (the two config rules run inside Snakemake).
 MODULES = {
-    **{rule: f"rlhf_bench.train.{rule}" for rule in ("download", *STAGES)},
-    **{rule: f"rlhf_bench.analysis.{rule}" for rule in ("aggregate", "claims", "compare", "check")},
+    **{rule: f"rlhf_bench.train.{rule}" for rule in ("download", *STAGES, *FRONTIER_STAGES)},
+    **{rule: f"rlhf_bench.analysis.{rule}" for rule in ("aggregate", "claims", "frontier", "compare", "check")},
     "report": "rlhf_bench.report",
 }
+FRONTIER_TABLES = ("frontier.csv", "frontier_matched.csv")
 DATA_FILES = ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl", "corpus.jsonl")
 SUMMARY_TABLES = ("summary.csv", "rm_summary.csv", "tests.csv")
 REPORT_FILES = ("report.md", "report.html", "report.pdf")
 # Profile-wide rules whose outputs share results/<profile>/ record them in `<rule>.provenance.json` there; a stage
 # of one experiment has a folder of its own, and its `provenance.json` in it.
-RECORDED_RULES = ("aggregate", "claims")
+RECORDED_RULES = ("aggregate", "claims", "frontier")
 
 
 def record_name(rule: str) -> str:
@@ -45,6 +48,7 @@ PROFILE_FILES = {
     "config.json": "resolved_config",
     **dict.fromkeys(SUMMARY_TABLES, "aggregate"),
     "claims.csv": "claims",
+    **dict.fromkeys(FRONTIER_TABLES, "frontier"),
     **{record_name(rule): rule for rule in RECORDED_RULES},
 }
 
@@ -67,7 +71,7 @@ def stage_dir(results: str | Path, experiment: str, stage: str, seed: int | str 
 def producing_rule(path: str | Path) -> str:
     """The rule that makes a file of a run: its stage folder's, else the profile-wide file's ('' if unknown)."""
     path = Path(path)
-    stage = next((part for part in reversed(path.parts[:-1]) if part in STAGES), None)
+    stage = next((part for part in reversed(path.parts[:-1]) if part in (*STAGES, *FRONTIER_STAGES)), None)
     return stage or PROFILE_FILES.get(path.name, "")
 
 
@@ -79,12 +83,25 @@ def runs_sft(experiment: dict) -> bool:
     return experiment.get("policy") == "sft"
 
 
+def frontier_stages(experiment: dict) -> list[str]:
+    """The frontier's stages that run for an experiment (its `frontier` block), in FRONTIER_STAGES order."""
+    frontier = experiment.get("frontier", {})
+    runs = {
+        "ppo_path": bool(frontier.get("ppo_path")),
+        "best_of_n": "best_of_n" in frontier,
+        "dpo_pairs": frontier.get("dpo", {}).get("pairs") == "policy",
+        "dpo": "dpo" in frontier,
+    }
+    return [stage for stage in FRONTIER_STAGES if runs[stage]]
+
+
 def stage_dirs(config: dict, experiment: str, results: str | Path = "") -> list[str]:
     """Every stage directory of one experiment that holds a provenance.json, in the order the report lists them:
-    data, sft (where it runs), reward, then ppo and evaluate per seed. Relative to `results` when it is ''."""
+    data, sft (where it runs), reward, then ppo and evaluate per seed, then the frontier's. Relative to `results`
+    when it is ''."""
     root = str(results) if results != "" else "."
     dirs = []
-    for stage in STAGES:
+    for stage in (*STAGES, *frontier_stages(config["experiments"][experiment])):
         if stage == "sft" and not runs_sft(config["experiments"][experiment]):
             continue
         seeds = config["seeds"] if stage in SEEDED else [None]
@@ -221,6 +238,18 @@ class Layout:
             args += ["--reward", self.reward_dir(experiment)]
         return shlex.join(args)
 
+    def frontier_stages(self, experiment: str) -> list[str]:
+        return frontier_stages(self.experiment(experiment))
+
+    def dpo_pairs_args(self, experiment: str) -> str:
+        """--dpo-pairs for the dpo stage where its pairs are the dpo_pairs stage's, shell-quoted."""
+        runs = "dpo_pairs" in self.frontier_stages(experiment)
+        return shlex.join(["--dpo-pairs", self.stage(experiment, "dpo_pairs")]) if runs else ""
+
+    def dpo_inputs(self, experiment: str) -> dict[str, str]:
+        runs = "dpo_pairs" in self.frontier_stages(experiment)
+        return {"pairs": f"{self.stage(experiment, 'dpo_pairs')}/provenance.json"} if runs else {}
+
     # --- hub items and cluster resources ------------------------------------------------------------
 
     def hub_experiments(self) -> list[str]:
@@ -256,6 +285,22 @@ class Layout:
     def provenance_files(self) -> list[str]:
         """Every stage's provenance.json, which the report's provenance section reads."""
         return [f"{d}/provenance.json" for e in self.experiments for d in stage_dirs(self.config, e, self.results)]
+
+    def frontier_samples(self) -> list[str]:
+        """What the frontier rule reads: every seed's evaluate samples (the base policy and PPO's final one) and
+        every frontier arm's of the experiments that run one."""
+        files = []
+        for e in self.experiments:
+            arms = [stage for stage in self.frontier_stages(e) if stage in SEEDED]
+            if arms:
+                stages = ("evaluate", *arms)
+                files += [f"{self.stage(e, stage, s)}/samples.parquet" for stage in stages for s in self.seeds]
+        return files
+
+    def frontier_tables(self) -> list[str]:
+        """frontier.csv and its matched-KL table where any experiment runs a frontier arm; else nothing."""
+        runs = any(self.frontier_stages(e) for e in self.experiments)
+        return [self.profile_file(name) for name in FRONTIER_TABLES] if runs else []
 
     def profile_file(self, name: str) -> str:
         return f"{self.results}/{name}"

@@ -390,7 +390,7 @@ class Stage:
             record = run.data / "checksums.json"
             run.provenance["data_checksums"] = verify_checksums(run.data, read_checksums(run.data), record)
         # The trained models a stage starts from, checked against what their stage recorded writing.
-        for name in ("sft", "reward", "ppo"):
+        for name in ("sft", "reward", "ppo", "dpo_pairs"):
             folder = getattr(run.args, name, None)
             if folder:
                 run.provenance.setdefault("inputs", {})[name] = verified_outputs(folder, name)

@@ -244,6 +244,44 @@ class EvalSettings:
 
 
 @dataclass(frozen=True)
+class DPOSettings:
+    """The `dpo` arm: trl 0.7.4's DPOTrainer (Rafailov et al. 2023), LoRA or the whole policy as the experiment's
+    `ppo.lora` says, one job per seed training every beta."""
+
+    beta: list[float]
+    """KL strengths swept (DPOTrainer beta): each is one point of the frontier per seed."""
+    pairs: str
+    """`data`: the data stage's preference pairs, which share a prompt (pairwise, hh); `policy`: two base-policy
+    completions of each PPO prompt ranked by the trained reward model, as the DPO paper built IMDB's (section 6.1;
+    the dpo_pairs rule)."""
+    steps: int
+    """Optimisation steps (TrainingArguments.max_steps)."""
+    batch_size: int
+    """Pairs per step (per_device_train_batch_size)."""
+    learning_rate: float
+    """AdamW learning rate, linear decay (the DPO paper: 1e-6 on the whole model)."""
+    warmup_steps: int
+    """Linear warm-up steps (the DPO paper: 150)."""
+    max_length: int
+    """Tokens of prompt + response (DPOTrainer max_length)."""
+    max_prompt_length: int
+    """Tokens of the prompt, cut from the left (DPOTrainer max_prompt_length)."""
+
+
+@dataclass(frozen=True)
+class FrontierSettings:
+    """The reward-vs-KL frontier: which arms run beside PPO (rules/frontier.smk); each is off where absent."""
+
+    ppo_path: list[float] = field(default_factory=list)
+    """Fractions of ppo.steps at which each seed's policy is also evaluated, so PPO traces a curve (its final
+    policy is always a point)."""
+    best_of_n: list[int] = field(default_factory=list)
+    """n of best-of-n: the reward picks the best of n base-policy answers to each held-out prompt."""
+    dpo: DPOSettings | None = None
+    """The DPO arm, or None."""
+
+
+@dataclass(frozen=True)
 class Objective:
     metric: str
     """The per-policy metric PPO is meant to move (see evaluate.py for definitions)."""
@@ -280,6 +318,8 @@ class Experiment:
     """Base vs RLHF evaluation on held-out prompts (the evaluate stage)."""
     checkpoint: CheckpointSettings
     """When sft, reward and ppo checkpoint, for an exact resume after a kill."""
+    frontier: FrontierSettings = field(default_factory=FrontierSettings)
+    """Arms beside PPO on the reward-vs-KL frontier (best-of-n, DPO, PPO's path)."""
     deviations: list[dict] = field(default_factory=list)
     """Where the config departs from the documented setting, or where faithful and sound disagree:
     {setting, documented, ours, sound, why}; `ours` is filled from the config at `setting`."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
+
 POLICIES = ("base", "rlhf")
 SPLITS = ("train", "test")  # the reward model's pair splits
 # Table order of the per-policy metrics that evaluate writes (metrics.json is written with sorted keys).
@@ -44,3 +47,30 @@ def fmt(value, digits: int = 3) -> str:
 def fmt_p(p) -> str:
     """A p-value: 2 significant digits."""
     return "n/a" if missing(p) else f"{p:.2g}"
+
+
+def analytic_kl(n: int) -> float:
+    """KL(best-of-n || base) in nats where rewards never tie: log n - (n - 1) / n (Stiennon et al. 2020, appendix;
+    Gao et al. 2022); an upper bound where they do (Beirami et al. 2024)."""
+    return math.log(n) - (n - 1) / n
+
+
+def distinct_2(texts: list[str]) -> float:
+    bigrams = [tuple(words[i : i + 2]) for words in (t.split() for t in texts) for i in range(len(words) - 1)]
+    return len(set(bigrams)) / len(bigrams) if bigrams else float("nan")
+
+
+def policy_metrics(frame: pd.DataFrame, has_judge: bool) -> dict:
+    labels = frame["judge_label"]
+    return {
+        "reward_mean": float(frame["reward"].mean()),
+        "reward_std": float(frame["reward"].std(ddof=1)),
+        "judge_score_mean": float(frame["judge_score"].mean()) if has_judge else None,
+        "judge_negative_ratio": float((labels == "negative").mean()) if has_judge else None,
+        "judge_positive_ratio": float((labels == "positive").mean()) if has_judge else None,
+        "length_mean": float(frame["word_count"].mean()),
+        "length_median": float(frame["word_count"].median()),
+        "kl_mean": float(frame["kl"].mean()),
+        "perplexity": float(np.exp(-frame["logprob_base"].sum() / max(frame["n_tokens"].sum(), 1))),
+        "distinct_2": distinct_2(frame["response"].tolist()),
+    }

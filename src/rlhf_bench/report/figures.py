@@ -238,4 +238,6 @@ def render_figures(inp: Inputs) -> list[tuple[str, str, Figure]]:
                 figure_reward_vs_judge(inp, fooled),
             )
         )
-    return figures
+    from rlhf_bench.report.frontier import frontier_figures
+
+    return figures + frontier_figures(inp)

@@ -15,6 +15,7 @@ from rlhf_bench.analysis.aggregate import (
     load_seed_metrics,
 )
 from rlhf_bench.analysis.check import read_claims
+from rlhf_bench.analysis.frontier import FRONTIER_COLUMNS, MATCHED_COLUMNS
 from rlhf_bench.analysis.metrics import TIMING_COLUMNS
 from rlhf_bench.io import StageError, field, read_checksums, read_json, read_table, verified
 from rlhf_bench.layout import SUMMARY_TABLES, Layout, stage_dir, stage_dirs
@@ -46,6 +47,8 @@ class Inputs:
     benchmarks: pd.DataFrame
     seed_metrics: pd.DataFrame
     claims: pd.DataFrame | None
+    frontier: pd.DataFrame | None = None  # frontier.csv, where any experiment runs a frontier arm
+    frontier_matched: pd.DataFrame | None = None  # frontier_matched.csv beside it
 
     @property
     def config(self) -> dict:
@@ -188,12 +191,23 @@ def load_claims(config: dict, results_dir: Path) -> pd.DataFrame | None:
     return table
 
 
+def load_frontier(config: dict, results_dir: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The frontier stage's tables, verified, where the profile runs a frontier arm; else (None, None)."""
+    layout = Layout(config, str(results_dir))
+    paths = layout.frontier_tables()
+    if not paths:
+        return None, None
+    columns = (FRONTIER_COLUMNS, MATCHED_COLUMNS)
+    points, matched = (read_table(verified(path), cols) for path, cols in zip(paths, columns, strict=True))
+    return points, matched
+
+
 def load_inputs(config: dict, config_path: Path, results_dir: Path) -> Inputs:
     """Every input of the report; `config` is the validated config read from `config_path`."""
     summary, rm_summary, tests = load_aggregate_tables(config, results_dir)
     seed_metrics = load_seed_metrics(config, results_dir)
     provenance, checksums = load_provenance(config, results_dir)
-    return Inputs(
+    inputs = Inputs(
         layout=Layout(config, str(results_dir)),
         config_path=config_path,
         results_dir=results_dir,
@@ -208,3 +222,5 @@ def load_inputs(config: dict, config_path: Path, results_dir: Path) -> Inputs:
         seed_metrics=seed_metrics,
         claims=load_claims(config, results_dir),
     )
+    inputs.frontier, inputs.frontier_matched = load_frontier(config, results_dir)
+    return inputs

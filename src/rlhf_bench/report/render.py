@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 
 from rlhf_bench.io import staged_outputs
 from rlhf_bench.report.figures import DPI, render_figures
+from rlhf_bench.report.frontier import section_frontier
 from rlhf_bench.report.inputs import Inputs, load_inputs
 from rlhf_bench.report.pdf import write_pdf
 from rlhf_bench.report.sections import (
@@ -53,13 +54,16 @@ blockquote { border-left: 4px solid #ccc; margin: 0.5em 0; padding: 0.1em 1em; c
 
 
 def build_markdown(inp: Inputs, figures: list[tuple[str, str, Figure]]) -> str:
+    captions = [(name, caption) for name, caption, _ in figures]
+    general = [c for c in captions if not c[0].startswith("frontier")]
     sections = [
         section_abstract(inp),
         section_warning(inp.config),
         section_setup(inp),
         section_rm_table(inp),
         section_ppo_table(inp),
-        section_figures(inp, [(name, caption) for name, caption, _ in figures]),
+        section_figures(inp, general),
+        section_frontier(inp, [c for c in captions if c[0].startswith("frontier")], first_number=len(general) + 1),
         section_claims(inp),
         section_samples(inp),
         section_provenance(inp),

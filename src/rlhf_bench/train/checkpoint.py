@@ -158,6 +158,21 @@ class Checkpoints:
             shutil.rmtree(old, ignore_errors=True)
         self.last_saved = time.monotonic()
 
+    def snapshot(self, name: str, write: Callable[[Path], None]) -> Path:
+        """Something the stage outputs at the end but makes on the way (PPO's policy at a step of its path): written
+        by `write(folder)` beside the checkpoints, whole or not at all, so that a resumed job still has it."""
+        final = self.folder / "snapshots" / name
+        partial = final.with_name(f".{name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        write(partial)
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)
+        return final
+
+    def snapshots(self) -> Path:
+        return self.folder / "snapshots"
+
     def finished(self) -> None:
         """The stage's outputs are in place: its checkpoints are no longer needed (unless `keep`)."""
         if not self.keep:

@@ -21,7 +21,7 @@ import torch
 from peft import PeftModel
 from tqdm import tqdm
 
-from rlhf_bench.analysis.metrics import word_count
+from rlhf_bench.analysis.metrics import policy_metrics, word_count
 from rlhf_bench.io import StageError, write_json, write_parquet
 from rlhf_bench.runtime import Stage
 from rlhf_bench.settings import Experiment, GenerationSettings
@@ -78,27 +78,6 @@ def response_logprobs(model, queries: list, responses: list, pad_id: int, batch_
     return sums
 
 
-def distinct_2(texts: list[str]) -> float:
-    bigrams = [tuple(words[i : i + 2]) for words in (t.split() for t in texts) for i in range(len(words) - 1)]
-    return len(set(bigrams)) / len(bigrams) if bigrams else float("nan")
-
-
-def policy_metrics(frame: pd.DataFrame, has_judge: bool) -> dict:
-    labels = frame["judge_label"]
-    return {
-        "reward_mean": float(frame["reward"].mean()),
-        "reward_std": float(frame["reward"].std(ddof=1)),
-        "judge_score_mean": float(frame["judge_score"].mean()) if has_judge else None,
-        "judge_negative_ratio": float((labels == "negative").mean()) if has_judge else None,
-        "judge_positive_ratio": float((labels == "positive").mean()) if has_judge else None,
-        "length_mean": float(frame["word_count"].mean()),
-        "length_median": float(frame["word_count"].median()),
-        "kl_mean": float(frame["kl"].mean()),
-        "perplexity": float(np.exp(-frame["logprob_base"].sum() / max(frame["n_tokens"].sum(), 1))),
-        "distinct_2": distinct_2(frame["response"].tolist()),
-    }
-
-
 def rlhf_policy(start_from: str, adapter: Path, seed: int):
     """The trained policy: base + LoRA adapter, or (ppo.lora.enabled: false) the whole trained model."""
     if (adapter / "adapter_config.json").exists():
@@ -117,56 +96,91 @@ def rlhf_policy(start_from: str, adapter: Path, seed: int):
     raise StageError(f"{adapter}: no trained policy here. Fix: run the ppo rule for seed {seed} first.")
 
 
-def evaluate(experiment: Experiment, start_from: str, adapter: Path, data_dir: Path, reward_dir, seed: int):
-    settings = experiment.evaluate
-    on = models.device()
-    rlhf = rlhf_policy(start_from, adapter, seed)
-    tokenizer = models.load_tokenizer(start_from)
-    policies = {"base": models.load_causal_lm(start_from).to(on).eval(), "rlhf": rlhf.to(on).eval()}
-    prompts = [r["prompt"] for r in load_records(data_dir / "prompts_eval.jsonl")][: settings.num_samples]
-    score = reward_function(experiment, reward_dir)
-    judge = make_judge(settings, on)
-    frames = []
-    for name in tqdm(POLICIES, desc=f"evaluate {experiment.name} seed {seed}", unit="policy"):
-        torch.manual_seed(seed)  # both policies draw from the same random stream: a paired comparison
-        queries, responses = generate(policies[name], tokenizer, prompts, settings.generation, settings.batch_size)
-        texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
-        logp = {
-            other: response_logprobs(policies[other], queries, responses, tokenizer.eos_token_id, settings.batch_size)
-            for other in POLICIES
-        }
+class Evaluator:
+    """What every policy of an experiment is measured with, so that points of every arm are comparable: the same
+    held-out prompts, reward, judge and base policy, and the same random stream per seed."""
+
+    def __init__(self, experiment: Experiment, start_from: str, data_dir: Path, reward_dir, seed: int):
+        self.experiment, self.settings, self.seed = experiment, experiment.evaluate, seed
+        self.device = models.device()
+        self.tokenizer = models.load_tokenizer(start_from)
+        self.base = models.load_causal_lm(start_from).to(self.device).eval()
+        self.prompts = [r["prompt"] for r in load_records(data_dir / "prompts_eval.jsonl")][: self.settings.num_samples]
+        self.score = reward_function(experiment, reward_dir)
+        self.judge = make_judge(self.settings, self.device)
+
+    def logprobs(self, policy, queries: list, responses: list) -> list[float]:
+        return response_logprobs(policy, queries, responses, self.tokenizer.eos_token_id, self.settings.batch_size)
+
+    def answers(self, policy, prompts: list[str] | None = None) -> tuple[list, list, list[str]]:
+        """Query and response ids and texts of `policy` for the held-out prompts (or `prompts`), sampled from the
+        seed's stream: every policy of a seed draws the same random numbers, a paired comparison."""
+        torch.manual_seed(self.seed)
+        queries, responses = generate(
+            policy, self.tokenizer, prompts or self.prompts, self.settings.generation, self.settings.batch_size
+        )
+        return queries, responses, self.tokenizer.batch_decode(responses, skip_special_tokens=True)
+
+    def frame(self, texts: list[str], responses: list, kl, logprob_base: list[float]) -> pd.DataFrame:
+        """Per-sample measurements of one policy's answers to the held-out prompts; `kl` is each answer's
+        log pi(y) - log pi_base(y) (whose mean estimates KL(pi || pi_base)), or an arm's own estimate."""
+        prompts, settings = self.prompts, self.settings
+        full_texts = [p + t for p, t in zip(prompts, texts, strict=True)]
         judged = (
-            judge([p + t if settings.judge_input == "full" else t for p, t in zip(prompts, texts, strict=True)])
-            if judge
+            self.judge([p + t if settings.judge_input == "full" else t for p, t in zip(prompts, texts, strict=True)])
+            if self.judge
             else None
         )
-        frames.append(
-            pd.DataFrame(
-                {
-                    "experiment": experiment.name,
-                    "seed": seed,
-                    "policy": name,
-                    "prompt_id": np.arange(len(prompts)),
-                    "prompt": prompts,
-                    "response": texts,
-                    "reward": np.asarray(
-                        score([p + t for p, t in zip(prompts, texts, strict=True)], texts), dtype=float
-                    ),
-                    "judge_score": [s for s, _ in judged] if judged else np.nan,
-                    "judge_label": [label for _, label in judged] if judged else "",
-                    "word_count": [word_count(t) for t in texts],
-                    "n_tokens": [len(r) for r in responses],
-                    "kl": np.subtract(logp["rlhf"], logp["base"]) if name == "rlhf" else 0.0,
-                    "logprob_base": logp["base"],
-                }
-            )
+        return pd.DataFrame(
+            {
+                "experiment": self.experiment.name,
+                "seed": self.seed,
+                "prompt_id": np.arange(len(prompts)),
+                "prompt": prompts,
+                "response": texts,
+                "reward": np.asarray(self.score(full_texts, texts), dtype=float),
+                "judge_score": [s for s, _ in judged] if judged else np.nan,
+                "judge_label": [label for _, label in judged] if judged else "",
+                "word_count": [word_count(t) for t in texts],
+                "n_tokens": [len(r) for r in responses],
+                "kl": np.asarray(kl, dtype=float),
+                "logprob_base": logprob_base,
+            }
         )
+
+    def measure(self, policy) -> pd.DataFrame:
+        """`policy` answers the held-out prompts; each answer measured as `frame` says."""
+        queries, responses, texts = self.answers(policy)
+        logprob, logprob_base = self.logprobs(policy, queries, responses), self.logprobs(self.base, queries, responses)
+        return self.frame(texts, responses, np.subtract(logprob, logprob_base), logprob_base)
+
+    def arm_frame(self, policy, arm: str, setting: str, value: float) -> pd.DataFrame:
+        """`measure` for a point of a frontier arm (e.g. arm dpo, setting beta, value 0.1)."""
+        return with_setting(self.measure(policy), arm, setting, value)
+
+
+def with_setting(frame: pd.DataFrame, arm: str, setting: str, value: float) -> pd.DataFrame:
+    """A frontier arm's samples: which arm and which point of its sweep, before the per-sample columns."""
+    for position, (name, item) in enumerate((("arm", arm), ("setting", setting), ("value", float(value)))):
+        frame.insert(2 + position, name, item)
+    return frame
+
+
+def evaluate(experiment: Experiment, start_from: str, adapter: Path, data_dir: Path, reward_dir, seed: int):
+    evaluator = Evaluator(experiment, start_from, data_dir, reward_dir, seed)
+    policies = {"base": evaluator.base, "rlhf": rlhf_policy(start_from, adapter, seed).to(evaluator.device).eval()}
+    frames = []
+    for name in tqdm(POLICIES, desc=f"evaluate {experiment.name} seed {seed}", unit="policy"):
+        frame = evaluator.measure(policies[name])
+        frame.insert(2, "policy", name)
+        frames.append(frame)
     samples = pd.concat(frames, ignore_index=True)
+    has_judge = evaluator.judge is not None
     metrics = {
         "experiment": experiment.name,
         "seed": seed,
-        "n_prompts": len(prompts),
-        "policies": {name: policy_metrics(samples[samples.policy == name], judge is not None) for name in POLICIES},
+        "n_prompts": len(evaluator.prompts),
+        "policies": {name: policy_metrics(samples[samples.policy == name], has_judge) for name in POLICIES},
     }
     return samples, metrics
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,18 +24,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from peft import LoraConfig
 from safetensors.torch import save_file
 from tqdm import tqdm
 from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
 
 from rlhf_bench.analysis.metrics import TIMING_COLUMNS, word_count
+from rlhf_bench.config import path_step
 from rlhf_bench.io import StageError
 from rlhf_bench.runtime import Stage
 from rlhf_bench.settings import Experiment, PPOSettings
 from rlhf_bench.train import checkpoint, download, models
 from rlhf_bench.train.data import load_records
-from rlhf_bench.train.policy import generation_kwargs, policy_path
+from rlhf_bench.train.policy import generation_kwargs, lora_config, policy_path
 from rlhf_bench.train.reward import reward_function
 
 LOG_COLUMNS = (
@@ -63,16 +64,7 @@ def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrai
     settings = experiment.ppo
     start = str(download.resolve(start_from, "model", "policy"))
     tokenizer = models.load_tokenizer(start)
-    lora = None
-    if settings.lora.enabled:
-        lora = LoraConfig(
-            r=settings.lora.r,
-            lora_alpha=settings.lora.alpha,
-            lora_dropout=settings.lora.dropout,
-            target_modules=list(settings.lora.target_modules),
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
+    lora = lora_config(settings.lora)
     # trl's from_pretrained first builds a throwaway Accelerator(), which fixes the process's precision from the
     # environment (what `accelerate launch --mixed_precision` sets); PPOTrainer's own must agree with it, or
     # accelerate refuses ("AcceleratorState has already been initialized").
@@ -145,6 +137,19 @@ def restore(trainer: PPOTrainer, rng: np.random.Generator, saved: checkpoint.Che
     return Progress(**state["progress"])
 
 
+PATH = "path"  # <out>/path/step-<n>/: the policy at each step of frontier.ppo_path, as evaluate reads `adapter/`
+
+
+def path_name(step: int) -> str:
+    return f"step-{step}"
+
+
+def save_policy(trainer: PPOTrainer, folder: Path) -> None:
+    """The trained policy as evaluate loads it: the LoRA adapter, or (no LoRA) the whole policy; safetensors only
+    (trl's own save_pretrained pickles the value head)."""
+    trainer.model.pretrained_model.save_pretrained(folder, safe_serialization=True)
+
+
 def train(
     experiment: Experiment,
     start_from: str,
@@ -169,6 +174,17 @@ def train(
     )
     saved = checkpoints.begin(settings.steps) if checkpoints else None
     progress = restore(trainer, rng, saved) if saved else Progress()
+    # The policy along the way (frontier.ppo_path), kept beside the checkpoints so that a resumed job has them.
+    path_steps = [path_step(f, settings.steps) for f in experiment.frontier.ppo_path]
+    snapshots = checkpoints.snapshots() if checkpoints else out / PATH
+    if saved is None:  # from step 0: every snapshot is made anew, none of an earlier job is left to be copied
+        shutil.rmtree(snapshots, ignore_errors=True)
+    missing = [n for n in path_steps if n <= len(progress.rows) and not (snapshots / path_name(n)).is_dir()]
+    if missing:
+        raise StageError(
+            f"{snapshots}: the policy at step {missing[0]} (frontier.ppo_path) is missing from the checkpoint resumed "
+            f"at step {len(progress.rows)}. Fix: delete {checkpoints.folder} to train this seed from step 0."
+        )
     minibatches_per_step = settings.ppo_epochs * (settings.batch_size // settings.mini_batch_size)
     steps = range(len(progress.rows), settings.steps)
     for step in tqdm(steps, desc=f"ppo {experiment.name} seed {seed}", unit="step", mininterval=5,
@@ -208,13 +224,21 @@ def train(
         progress.rows.append(row)
         progress.timings.append({"step": step, "seconds": round(seconds, 4),
                                  "samples_per_s": round(len(batch) / seconds, 3)})  # fmt: skip
+        if step + 1 in path_steps:
+            if checkpoints:
+                checkpoints.snapshot(path_name(step + 1), lambda folder: save_policy(trainer, folder))
+            else:
+                save_policy(trainer, snapshots / path_name(step + 1))
         if checkpoints:
             checkpoints.after_step(step + 1, lambda: checkpoint_state(trainer, rng, progress))
     write_table(out / "train_log.csv", progress.rows, LOG_COLUMNS)
     write_table(out / "timings.csv", progress.timings, TIMING_COLUMNS)
-    # Safetensors only: trl's own save_pretrained pickles the value head (pytorch_model.bin). Without LoRA
-    # `adapter/` holds the whole trained policy (config + model.safetensors), which evaluate loads as such.
-    trainer.model.pretrained_model.save_pretrained(out / "adapter", safe_serialization=True)
+    # Without LoRA `adapter/` holds the whole trained policy (config + model.safetensors), which evaluate loads as such.
+    save_policy(trainer, out / "adapter")
+    (out / PATH).mkdir(exist_ok=True)  # a rule output, empty without frontier.ppo_path
+    if snapshots != out / PATH:
+        for n in path_steps:
+            shutil.copytree(snapshots / path_name(n), out / PATH / path_name(n))
     save_file({k: v.contiguous() for k, v in trainer.model.v_head.state_dict().items()}, out / "value_head.safetensors")
     policy = trainer.model.pretrained_model
     return {
