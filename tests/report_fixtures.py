@@ -123,6 +123,7 @@ def _experiment_config(smoke: dict, name: str, index: int, n_prompts: int) -> di
         documented=dict(template["documented"]),
         deviations=[],
     )
+    exp.pop("frontier", None)  # the frontier's arms have their own tests (test_frontier, the smoke DAG's)
     exp["data"].update(n_pairs_train=200, n_pairs_test=100, n_prompts_train=64, n_prompts_eval=n_prompts)
     exp["ppo"]["steps"] = 8
     if index == 0:

@@ -85,7 +85,7 @@ def test_rules_schema_and_modules_agree_with_layout():
     import importlib.util
     import re
 
-    from rlhf_bench.layout import MODULES, RULE_ORDER, STAGES
+    from rlhf_bench.layout import FRONTIER_STAGES, MODULES, RULE_ORDER, STAGES
 
     rules = {}
     for path in (ROOT / "rules").glob("*.smk"):
@@ -95,7 +95,7 @@ def test_rules_schema_and_modules_agree_with_layout():
     resource_rules = schema["$defs"]["experiment"]["properties"]["resources"]["propertyNames"]["enum"]
 
     assert set(rules) == set(RULE_ORDER)
-    assert resource_rules == list(STAGES)
+    assert resource_rules == [*STAGES, *FRONTIER_STAGES]
     for rule, body in rules.items():
         called = re.findall(r"python -m ([\w.]+)", body)
         assert called == ([MODULES[rule]] if rule in MODULES else []), rule
@@ -110,5 +110,7 @@ def test_producing_rule_is_the_stage_folder():
     assert producing_rule("results/smoke/imdb-negative/reward/model/config.json") == "reward"
     assert producing_rule("results/smoke/imdb-negative/data/checksums.json") == "data"
     assert producing_rule("results/smoke/summary.csv") == "aggregate"
+    assert producing_rule("results/smoke/imdb-negative/dpo/seed0/beta-0.1/adapter/adapter_config.json") == "dpo"
+    assert producing_rule("results/smoke/frontier_matched.csv") == "frontier"
     assert producing_rule("results/smoke/config.json") == "resolved_config"
     assert producing_rule("elsewhere/notes.txt") == ""
