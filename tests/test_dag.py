@@ -101,6 +101,28 @@ def test_report_is_written(finished_run):
         assert experiment in md
 
 
+def test_frontier_has_every_arm_of_every_experiment_in_its_table_and_the_report(finished_run):
+    results = finished_run / "results" / "smoke"
+    points = pd.read_csv(results / "frontier.csv")
+    arms = points.groupby("experiment")["arm"].agg(lambda a: sorted(set(a))).to_dict()
+    every_arm = ["base", "best_of_n", "dpo", "ppo"]
+    assert arms == dict.fromkeys(("hh-positive", "imdb-negative", "instruct-short"), every_arm)
+    # Per experiment and seed: base, PPO halfway (step 1 of 2) and final, best-of-1 and -2, DPO at one beta.
+    assert (points.groupby(["experiment", "seed"]).size() == 6).all()
+    assert (points[points.arm == "base"]["kl"] == 0).all()
+    best_of = points[points.arm == "best_of_n"]
+    assert (best_of["kl_method"] == "analytic").all() and best_of["kl_monte_carlo"].notna().all()
+    matched = pd.read_csv(results / "frontier_matched.csv")
+    assert set(matched.arm) == {"ppo", "best_of_n", "dpo"} and (matched.matched_kl >= 0).all()
+    assert (results / "imdb-negative" / "dpo_pairs" / "pairs.jsonl").stat().st_size > 0
+    md = (finished_run / "reports" / "smoke" / "report.md").read_text()
+    frontier = md[md.index("## Frontier") : md.index("## Claims")]
+    assert "figures/frontier.png" in frontier and "figures/frontier_proxy_gold.png" in frontier
+    for experiment in ("imdb-negative", "instruct-short", "hh-positive"):
+        assert f"### `{experiment}`" in frontier
+    assert frontier.count("| best-of-n |") == 3 * 2 and frontier.count("| DPO |") == 3
+
+
 def test_second_run_has_nothing_to_do(finished_run):
     result = snakemake(finished_run, "-n", "--configfile", str(finished_run / "tiny.yaml"))
     assert result.returncode == 0
