@@ -31,6 +31,13 @@ MODULES = {
     "report": "rlhf_bench.report",
 }
 FRONTIER_TABLES = ("frontier.csv", "frontier_matched.csv")
+PPO_PATH = "path"  # ppo/seed<k>/path/step-<n>/: PPO's policy at a step of frontier.ppo_path, as `adapter/` holds it
+
+
+def ppo_path_dir(ppo_dir: str | Path, step: int) -> Path:
+    return Path(ppo_dir, PPO_PATH, f"step-{step}")
+
+
 DATA_FILES = ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl", "corpus.jsonl")
 SUMMARY_TABLES = ("summary.csv", "rm_summary.csv", "tests.csv")
 REPORT_FILES = ("report.md", "report.html", "report.pdf")

@@ -158,20 +158,16 @@ class Checkpoints:
             shutil.rmtree(old, ignore_errors=True)
         self.last_saved = time.monotonic()
 
-    def snapshot(self, name: str, write: Callable[[Path], None]) -> Path:
-        """Something the stage outputs at the end but makes on the way (PPO's policy at a step of its path): written
-        by `write(folder)` beside the checkpoints, whole or not at all, so that a resumed job still has it."""
-        final = self.folder / "snapshots" / name
-        partial = final.with_name(f".{name}.partial")
+    def snapshot(self, final: Path, write: Callable[[Path], None]) -> None:
+        """Something the stage outputs at the end but makes on the way (PPO's policy at a step of its path), into
+        `final` under the checkpoint folder: written by `write(folder)` whole or not at all, and kept with the
+        checkpoints so that a resumed job still has it."""
+        partial = final.with_name(f".{final.name}.partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         write(partial)
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)
-        return final
-
-    def snapshots(self) -> Path:
-        return self.folder / "snapshots"
 
     def finished(self) -> None:
         """The stage's outputs are in place: its checkpoints are no longer needed (unless `keep`)."""

@@ -31,6 +31,7 @@ from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
 from rlhf_bench.analysis.metrics import TIMING_COLUMNS, word_count
 from rlhf_bench.config import path_step
 from rlhf_bench.io import StageError
+from rlhf_bench.layout import PPO_PATH, ppo_path_dir
 from rlhf_bench.runtime import Stage
 from rlhf_bench.settings import Experiment, PPOSettings
 from rlhf_bench.train import checkpoint, download, models
@@ -137,13 +138,6 @@ def restore(trainer: PPOTrainer, rng: np.random.Generator, saved: checkpoint.Che
     return Progress(**state["progress"])
 
 
-PATH = "path"  # <out>/path/step-<n>/: the policy at each step of frontier.ppo_path, as evaluate reads `adapter/`
-
-
-def path_name(step: int) -> str:
-    return f"step-{step}"
-
-
 def save_policy(trainer: PPOTrainer, folder: Path) -> None:
     """The trained policy as evaluate loads it: the LoRA adapter, or (no LoRA) the whole policy; safetensors only
     (trl's own save_pretrained pickles the value head)."""
@@ -176,14 +170,14 @@ def train(
     progress = restore(trainer, rng, saved) if saved else Progress()
     # The policy along the way (frontier.ppo_path), kept beside the checkpoints so that a resumed job has them.
     path_steps = [path_step(f, settings.steps) for f in experiment.frontier.ppo_path]
-    snapshots = checkpoints.snapshots() if checkpoints else out / PATH
-    if saved is None:  # from step 0: every snapshot is made anew, none of an earlier job is left to be copied
-        shutil.rmtree(snapshots, ignore_errors=True)
-    missing = [n for n in path_steps if n <= len(progress.rows) and not (snapshots / path_name(n)).is_dir()]
+    kept = checkpoints.folder if checkpoints else out
+    if saved is None:  # from step 0: every one is made anew, none of an earlier job is left to be copied
+        shutil.rmtree(kept / PPO_PATH, ignore_errors=True)
+    missing = [n for n in path_steps if n <= len(progress.rows) and not ppo_path_dir(kept, n).is_dir()]
     if missing:
         raise StageError(
-            f"{snapshots}: the policy at step {missing[0]} (frontier.ppo_path) is missing from the checkpoint resumed "
-            f"at step {len(progress.rows)}. Fix: delete {checkpoints.folder} to train this seed from step 0."
+            f"{ppo_path_dir(kept, missing[0])}: the policy at step {missing[0]} (frontier.ppo_path) is missing from "
+            f"the checkpoint resumed at step {len(progress.rows)}. Fix: delete {kept} to train this seed from step 0."
         )
     minibatches_per_step = settings.ppo_epochs * (settings.batch_size // settings.mini_batch_size)
     steps = range(len(progress.rows), settings.steps)
@@ -226,19 +220,19 @@ def train(
                                  "samples_per_s": round(len(batch) / seconds, 3)})  # fmt: skip
         if step + 1 in path_steps:
             if checkpoints:
-                checkpoints.snapshot(path_name(step + 1), lambda folder: save_policy(trainer, folder))
+                checkpoints.snapshot(ppo_path_dir(kept, step + 1), lambda folder: save_policy(trainer, folder))
             else:
-                save_policy(trainer, snapshots / path_name(step + 1))
+                save_policy(trainer, ppo_path_dir(out, step + 1))
         if checkpoints:
             checkpoints.after_step(step + 1, lambda: checkpoint_state(trainer, rng, progress))
     write_table(out / "train_log.csv", progress.rows, LOG_COLUMNS)
     write_table(out / "timings.csv", progress.timings, TIMING_COLUMNS)
     # Without LoRA `adapter/` holds the whole trained policy (config + model.safetensors), which evaluate loads as such.
     save_policy(trainer, out / "adapter")
-    (out / PATH).mkdir(exist_ok=True)  # a rule output, empty without frontier.ppo_path
-    if snapshots != out / PATH:
+    (out / PPO_PATH).mkdir(exist_ok=True)  # a rule output, empty without frontier.ppo_path
+    if kept != out:
         for n in path_steps:
-            shutil.copytree(snapshots / path_name(n), out / PATH / path_name(n))
+            shutil.copytree(ppo_path_dir(kept, n), ppo_path_dir(out, n))
     save_file({k: v.contiguous() for k, v in trainer.model.v_head.state_dict().items()}, out / "value_head.safetensors")
     policy = trainer.model.pretrained_model
     return {

@@ -11,10 +11,10 @@ from tqdm import tqdm
 
 from rlhf_bench.config import path_step
 from rlhf_bench.io import write_parquet
+from rlhf_bench.layout import ppo_path_dir
 from rlhf_bench.runtime import Stage
 from rlhf_bench.train.evaluate import Evaluator, rlhf_policy
 from rlhf_bench.train.policy import policy_path
-from rlhf_bench.train.ppo import PATH, path_name
 
 ARM, SETTING = "ppo", "step"
 
@@ -24,7 +24,7 @@ def ppo_path(experiment, start_from: str, ppo_dir: Path, data_dir: Path, reward_
     steps = [path_step(f, experiment.ppo.steps) for f in experiment.frontier.ppo_path]
     frames = []
     for step in tqdm(steps, desc=f"ppo_path {experiment.name} seed {seed}", unit="policy"):
-        policy = rlhf_policy(start_from, ppo_dir / PATH / path_name(step), seed).to(evaluator.device).eval()
+        policy = rlhf_policy(start_from, ppo_path_dir(ppo_dir, step), seed).to(evaluator.device).eval()
         frames.append(evaluator.arm_frame(policy, ARM, SETTING, step))
     return pd.concat(frames, ignore_index=True)
 
