@@ -27,7 +27,7 @@ if [ "${1:-}" = prepare ]; then
         spec=$(grep -oE "^$name==[^ ]+" envs/requirements.lock) || { echo "$name is not in envs/requirements.lock" >&2; exit 1; }
         specs+=("$spec")
     done
-    rm -rf "$WHEELS" && mkdir -p "$WHEELS/data/imdb"
+    mkdir -p "$WHEELS/data/imdb"
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         --platform any -d "$WHEELS" "${specs[@]}"
