@@ -2,6 +2,13 @@
 from rlhf_bench.analysis.claims_file import validated_or_exit as validate_claims_or_exit
 
 
+# The profile-wide tables are seconds of pandas on small files: on a cluster they run in the Snakemake process
+# (no SLURM job, no queue wait, no second interpreter and import), the same commands as anywhere else.
+localrules:
+    aggregate,
+    claims,
+
+
 rule aggregate:
     """Tidy tables over seeds and the base-vs-RLHF tests, documented numbers beside ours."""
     input:

@@ -34,7 +34,8 @@ CLUSTER = os.environ.get("RLHF_BENCH_SLURM_CLUSTER", "")
 ACCOUNT = os.environ.get("RLHF_BENCH_SLURM_ACCOUNT", "rlhf-bench")
 PARTITION = os.environ.get("RLHF_BENCH_SLURM_PARTITION", "cpu")
 GPU_PARTITION = os.environ.get("RLHF_BENCH_SLURM_GPU_PARTITION", "gpu")
-LOCAL_RULES = {"resolved_config", "experiment_config", "all"}  # localrules in rules/common.smk + the target
+# localrules (rules/common.smk, rules/report.smk) and the target
+LOCAL_RULES = {"resolved_config", "experiment_config", "aggregate", "claims", "all"}
 # What must be byte-identical between the host run and the SLURM run (per seed, per experiment, per profile).
 COMPARED = ("metrics.json", "samples.parquet", "rm_metrics.json", "summary.csv", "claims.csv")
 GPU_EXPERIMENT = "imdb-negative"

@@ -109,3 +109,23 @@ def test_real_gpt2_tokenizer_loads_offline(shared_data):
     assert len(tokenizer) == 50257 and tokenizer.eos_token_id == 50256
     assert tokenizer.pad_token == tokenizer.eos_token
     assert tokenizer.decode(tokenizer("This movie was great.").input_ids) == "This movie was great."
+
+
+def test_check_finite_weights_names_the_first_bad_trained_weight():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4))
+    model[0].bias.requires_grad_(False)
+    models.check_finite_weights(model, "step 0")
+    with torch.no_grad():
+        model[0].bias[0] = float("nan")  # frozen: not checked
+        models.check_finite_weights(model, "step 1")
+        model[1].weight[2, 3] = float("inf")
+        model[1].bias[1] = float("nan")
+    with pytest.raises(StageError, match="step 2: weight '1.weight' became NaN/inf"):
+        models.check_finite_weights(model, "step 2")
+
+
+def test_check_finite_weights_is_not_fooled_by_a_sum_that_overflows():
+    model = torch.nn.Linear(4, 4)
+    with torch.no_grad():
+        model.weight.fill_(3e38)  # every weight finite, their sum is not
+    models.check_finite_weights(model, "step 0")

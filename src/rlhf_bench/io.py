@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
 import yaml
 
 
@@ -54,7 +52,7 @@ def write_json(path: str | Path, data) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n")
 
 
-def write_parquet(path: str | Path, frame: pd.DataFrame) -> Path:
+def write_parquet(path: str | Path, frame) -> Path:
     return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
@@ -209,8 +207,12 @@ def flatten(data, prefix: str = "") -> dict[str, object]:
     return {prefix.rstrip("."): data}
 
 
-def read_table(path: str | Path, columns: tuple[str, ...], kind: str = "csv") -> pd.DataFrame:
-    """A CSV, TSV or parquet file, checked for the columns the reader relies on."""
+def read_table(path: str | Path, columns: tuple[str, ...], kind: str = "csv"):
+    """A CSV, TSV or parquet file (a pandas DataFrame), checked for the columns the reader relies on."""
+    # pandas and pyarrow here, not at the top: every stage imports this module, and most never read a table.
+    import pandas as pd
+    import pyarrow as pa
+
     path = require(path)
     try:
         frame = pd.read_parquet(path) if kind == "parquet" else pd.read_csv(path, sep="\t" if kind == "tsv" else ",")

@@ -166,6 +166,13 @@ def train(
     prompt_limit = models.prompt_token_limit(
         trainer.model.pretrained_model.config, experiment.generation.max_new_tokens
     )
+    encoded = {}
+
+    def encode(index: int) -> torch.Tensor:  # each prompt tokenized once, when first drawn (a slow tokenizer is slow)
+        if index not in encoded:
+            encoded[index] = tokenizer(prompts[index], return_tensors="pt").input_ids[0][-prompt_limit:]
+        return encoded[index]
+
     saved = checkpoints.begin(settings.steps) if checkpoints else None
     progress = restore(trainer, rng, saved) if saved else Progress()
     # The policy along the way (frontier.ppo_path), kept beside the checkpoints so that a resumed job has them.
@@ -184,8 +191,9 @@ def train(
     for step in tqdm(steps, desc=f"ppo {experiment.name} seed {seed}", unit="step", mininterval=5,
                      initial=steps.start, total=settings.steps):  # fmt: skip
         started = time.time()
-        batch = [prompts[i] for i in rng.choice(len(prompts), settings.batch_size, replace=False)]
-        queries = [tokenizer(p, return_tensors="pt").input_ids[0][-prompt_limit:] for p in batch]
+        drawn = rng.choice(len(prompts), settings.batch_size, replace=False)
+        batch = [prompts[i] for i in drawn]
+        queries = [encode(i) for i in drawn]
         # One generate call for the whole batch (trl's default batch_size=4 would loop).
         responses = trainer.generate(queries, batch_size=len(queries), return_prompt=False, **gen)
         texts = tokenizer.batch_decode(responses, skip_special_tokens=True)
