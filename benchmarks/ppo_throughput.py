@@ -93,6 +93,7 @@ def experiment_settings(config: Path, name: str, **ppo_overrides):
     raw = {k: v for k, v in raw.items() if not k.startswith("_")}
     raw["experiments"] = {name: copy.deepcopy(raw["experiments"][name])}
     exp = raw["experiments"][name]
+    exp.pop("frontier", None)  # the PPO loop alone: no policies kept along its path
     new_tokens = ppo_overrides.pop("max_new_tokens", None)
     if new_tokens is not None:
         exp["generation"] = {**exp["generation"], "max_new_tokens": new_tokens}

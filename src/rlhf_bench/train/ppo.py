@@ -180,7 +180,8 @@ def train(
     kept = checkpoints.folder if checkpoints else out
     if saved is None:  # from step 0: every one is made anew, none of an earlier job is left to be copied
         shutil.rmtree(kept / PPO_PATH, ignore_errors=True)
-    missing = [n for n in path_steps if n <= len(progress.rows) and not ppo_path_dir(kept, n).is_dir()]
+    done = len(progress.rows) if saved else 0
+    missing = [n for n in path_steps if n <= done and not ppo_path_dir(kept, n).is_dir()]
     if missing:
         raise StageError(
             f"{ppo_path_dir(kept, missing[0])}: the policy at step {missing[0]} (frontier.ppo_path) is missing from "
