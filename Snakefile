@@ -26,6 +26,7 @@ rule all:
     input:
         LAYOUT.summary_tables(),
         LAYOUT.frontier_tables(),
+        LAYOUT.prompts_files(),
         LAYOUT.report_files(),
 
 
@@ -36,4 +37,5 @@ include: "rules/reward.smk"
 include: "rules/ppo.smk"
 include: "rules/evaluate.smk"
 include: "rules/frontier.smk"
+include: "rules/prompts.smk"
 include: "rules/report.smk"

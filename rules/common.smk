@@ -7,7 +7,7 @@ sys.path.insert(
     0, str(Path(workflow.basedir) / "src")
 )  # a checkout runs without installing the package
 
-from rlhf_bench.config import write_resolved
+from rlhf_bench.config import experiment_slice, write_resolved
 from rlhf_bench.layout import DATA_FILES, Layout, validated_or_exit
 
 _validated = validated_or_exit(
@@ -17,6 +17,11 @@ config.clear()
 config.update(_validated)
 
 LAYOUT = Layout(config)
+# Every job's `python -m rlhf_bench...` is the interpreter that runs Snakemake, also where .venv/bin/snakemake runs
+# without the venv activated (otherwise each job fails with "No module named rlhf_bench", seen only in its log).
+os.environ["PATH"] = os.pathsep.join(
+    [os.path.dirname(sys.executable), os.environ.get("PATH", "")]
+)
 THREADS = config["threads"]
 CONTAINER = config["container"] or None
 STAGE_ENV = (
@@ -66,9 +71,6 @@ rule experiment_config:
         mem_mb=256,
         runtime=1,
     params:
-        config=lambda w: {
-            **config,
-            "experiments": {w.experiment: config["experiments"][w.experiment]},
-        },
+        config=lambda w: experiment_slice(config, w.experiment),
     run:
         write_resolved(params.config, output[0])

@@ -116,6 +116,7 @@ rule report:
     input:
         LAYOUT.summary_tables(),
         LAYOUT.frontier_tables(),
+        LAYOUT.prompts_files(),
         LAYOUT.profile_file("claims.csv"),
         LAYOUT.per_seed("ppo", "train_log.csv"),
         LAYOUT.provenance_files(),

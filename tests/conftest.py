@@ -42,6 +42,7 @@ def tiny_config(seeds=(0, 1)) -> dict:
     raw = copy.deepcopy(smoke_config())
     raw = {k: v for k, v in raw.items() if not k.startswith("_")}
     raw["seeds"] = list(seeds)
+    raw["evaluation"] = {"prompts_file": str(ROOT / raw["evaluation"]["prompts_file"])}  # tests run elsewhere
     for exp in raw["experiments"].values():
         exp["data"].update(n_pairs_train=64, n_pairs_test=32, n_prompts_train=16, n_prompts_eval=8, n_corpus=200)
         exp["sft"] = {**exp["sft"], "epochs": 1, "vocab_size": 400}

@@ -85,7 +85,7 @@ def test_rules_schema_and_modules_agree_with_layout():
     import importlib.util
     import re
 
-    from rlhf_bench.layout import FRONTIER_STAGES, MODULES, RULE_ORDER, STAGES
+    from rlhf_bench.layout import FRONTIER_STAGES, MODULES, RULE_ORDER, STAGES, USER_STAGES
 
     rules = {}
     for path in (ROOT / "rules").glob("*.smk"):
@@ -95,7 +95,7 @@ def test_rules_schema_and_modules_agree_with_layout():
     resource_rules = schema["$defs"]["experiment"]["properties"]["resources"]["propertyNames"]["enum"]
 
     assert set(rules) == set(RULE_ORDER)
-    assert resource_rules == [*STAGES, *FRONTIER_STAGES]
+    assert resource_rules == [*STAGES, *FRONTIER_STAGES, *USER_STAGES]
     for rule, body in rules.items():
         called = re.findall(r"python -m ([\w.]+)", body)
         assert called == ([MODULES[rule]] if rule in MODULES else []), rule

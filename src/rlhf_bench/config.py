@@ -23,6 +23,7 @@ from rlhf_bench.settings import (
     DataSettings,
     DPOSettings,
     EvalSettings,
+    EvaluationSettings,
     Experiment,
     FrontierSettings,
     GenerationSettings,
@@ -295,8 +296,9 @@ def from_dict(raw: dict, source: str = "config") -> Config:
             deviations=[dict(d) for d in exp["deviations"]],
             resources={rule: dict(values) for rule, values in exp["resources"].items()},
         )
-    top = {k: v for k, v in filled.items() if k != "experiments"}
-    return Config(**top, experiments=experiments, raw=filled)
+    top = {k: v for k, v in filled.items() if k not in ("experiments", "evaluation")}
+    evaluation = _build(EvaluationSettings, filled["evaluation"])
+    return Config(**top, evaluation=evaluation, experiments=experiments, raw=filled)
 
 
 def load(path: str | Path) -> Config:
@@ -319,15 +321,26 @@ def canonical_json(raw: dict) -> str:
     return json.dumps(raw, sort_keys=True, separators=(",", ":"))
 
 
+# Top-level blocks that only profile-wide rules read: left out of an experiment's slice, so that a change to them
+# reruns none of the experiment's stages.
+PROFILE_ONLY = ("evaluation",)
+
+
+def experiment_slice(raw: dict, experiment: str) -> dict:
+    """One experiment's config.json: the top-level keys but PROFILE_ONLY's, and only that experiment."""
+    return {
+        **{key: value for key, value in raw.items() if key not in PROFILE_ONLY},
+        "experiments": {experiment: raw["experiments"][experiment]},
+    }
+
+
 def write_resolved(raw: dict, out: str | Path, experiment: str | None = None) -> None:
     """Write the validated config (or one experiment's slice of it) as the JSON every stage reads.
 
     An experiment's slice keeps the top-level keys and only that experiment, so a change to one experiment
     reruns only its jobs.
     """
-    data = copy.deepcopy(raw)
-    if experiment is not None:
-        data["experiments"] = {experiment: data["experiments"][experiment]}
+    data = copy.deepcopy(experiment_slice(raw, experiment) if experiment is not None else raw)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 

@@ -20,13 +20,15 @@ from rlhf_bench.config import ConfigError, validate
 # each where the experiment's `frontier` block asks for it (frontier_stages).
 STAGES = ("data", "sft", "reward", "ppo", "evaluate")
 FRONTIER_STAGES = ("ppo_path", "best_of_n", "dpo_pairs", "dpo")
-SEEDED = ("ppo", "evaluate", "ppo_path", "best_of_n", "dpo")  # one folder per PPO seed: <stage>/seed<k>
+# And your own prompts answered by every policy, where `evaluation.prompts_file` names them (rules/prompts.smk).
+USER_STAGES = ("prompts",)
+SEEDED = ("ppo", "evaluate", "ppo_path", "best_of_n", "dpo", "prompts")  # one folder per PPO seed: <stage>/seed<k>
 # Profile-wide rules: the resolved config, then the analysis of every experiment.
 ANALYSIS = ("aggregate", "claims", "frontier", "compare", "report")
-RULE_ORDER = ("resolved_config", "experiment_config", "download", *STAGES, *FRONTIER_STAGES, *ANALYSIS)
+RULE_ORDER = ("resolved_config", "experiment_config", "download", *STAGES, *FRONTIER_STAGES, *USER_STAGES, *ANALYSIS)
 # The CLI each rule runs (the two config rules run inside Snakemake).
 MODULES = {
-    **{rule: f"rlhf_bench.train.{rule}" for rule in ("download", *STAGES, *FRONTIER_STAGES)},
+    **{rule: f"rlhf_bench.train.{rule}" for rule in ("download", *STAGES, *FRONTIER_STAGES, *USER_STAGES)},
     **{rule: f"rlhf_bench.analysis.{rule}" for rule in ("aggregate", "claims", "frontier", "compare", "check")},
     "report": "rlhf_bench.report",
 }
@@ -78,7 +80,8 @@ def stage_dir(results: str | Path, experiment: str, stage: str, seed: int | str 
 def producing_rule(path: str | Path) -> str:
     """The rule that makes a file of a run: its stage folder's, else the profile-wide file's ('' if unknown)."""
     path = Path(path)
-    stage = next((part for part in reversed(path.parts[:-1]) if part in (*STAGES, *FRONTIER_STAGES)), None)
+    stages = (*STAGES, *FRONTIER_STAGES, *USER_STAGES)
+    stage = next((part for part in reversed(path.parts[:-1]) if part in stages), None)
     return stage or PROFILE_FILES.get(path.name, "")
 
 
@@ -102,13 +105,19 @@ def frontier_stages(experiment: dict) -> list[str]:
     return [stage for stage in FRONTIER_STAGES if runs[stage]]
 
 
+def prompts_file(config: dict) -> str:
+    """Your own prompts (evaluation.prompts_file), or ''."""
+    return config.get("evaluation", {}).get("prompts_file", "")
+
+
 def stage_dirs(config: dict, experiment: str, results: str | Path = "") -> list[str]:
     """Every stage directory of one experiment that holds a provenance.json, in the order the report lists them:
     data, sft (where it runs), reward, then ppo and evaluate per seed, then the frontier's. Relative to `results`
     when it is ''."""
     root = str(results) if results != "" else "."
     dirs = []
-    for stage in (*STAGES, *frontier_stages(config["experiments"][experiment])):
+    user = USER_STAGES if prompts_file(config) else ()
+    for stage in (*STAGES, *frontier_stages(config["experiments"][experiment]), *user):
         if stage == "sft" and not runs_sft(config["experiments"][experiment]):
             continue
         seeds = config["seeds"] if stage in SEEDED else [None]
@@ -308,6 +317,12 @@ class Layout:
         """frontier.csv and its matched-KL table where any experiment runs a frontier arm; else nothing."""
         runs = any(self.frontier_stages(e) for e in self.experiments)
         return [self.profile_file(name) for name in FRONTIER_TABLES] if runs else []
+
+    def prompts_files(self) -> list[str]:
+        """Every seed's answers to your own prompts, where `evaluation.prompts_file` is set; else nothing."""
+        if not prompts_file(self.config):
+            return []
+        return [f"{self.stage(e, 'prompts', s)}/samples.parquet" for e in self.experiments for s in self.seeds]
 
     def profile_file(self, name: str) -> str:
         return f"{self.results}/{name}"

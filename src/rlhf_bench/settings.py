@@ -36,6 +36,9 @@ class DataSettings:
     """imdb only: [min, max] words of a review prefix used as prompt (TRL gpt2-sentiment uses 2-8 tokens)."""
     seed: int
     """Seed of data generation, sampling and splitting."""
+    test_fraction: float = 0.1
+    """Where the source has no test split (a single file of pairs, or Dahoas' train-only dataset): the seeded
+    fraction of its records held out as the test split."""
     data_dir: str = ""
     """Subset directory inside the source (Anthropic/hh-rlhf: helpful-base, harmless-base, ...); empty: all of
     it, as `datasets.load_dataset(source)` without data_dir."""
@@ -328,6 +331,17 @@ class Experiment:
 
 
 @dataclass(frozen=True)
+class EvaluationSettings:
+    """Profile-wide evaluation beside each experiment's own (left out of the experiments' config.json, so that a
+    change reruns only what reads it)."""
+
+    prompts_file: str = ""
+    """Your own prompts (a text file, one per line, or JSONL with `prompt`): base and RLHF policies of every seed of
+    every experiment answer them, scored by the reward and the judge, in the report beside the held-out evaluation
+    (the prompts rule); they change no held-out metric or claim. Empty: none."""
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str
     """Names results/<profile> and reports/<profile>."""
@@ -358,6 +372,8 @@ class Config:
     """PPO seeds; ppo and evaluate fan out over them."""
     threads: int
     """Torch threads per job."""
+    evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
+    """Your own prompts, answered by every policy (`prompts_file`)."""
     experiments: dict[str, Experiment] = field(default_factory=dict)
     """Experiments by name."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from rlhf_bench.analysis.aggregate import (
     RM_COLUMNS,
+    SAMPLE_COLUMNS,
     SUMMARY_COLUMNS,
     TEST_COLUMNS,
     load_samples,
@@ -49,6 +50,7 @@ class Inputs:
     claims: pd.DataFrame | None
     frontier: pd.DataFrame | None = None  # frontier.csv, where any experiment runs a frontier arm
     frontier_matched: pd.DataFrame | None = None  # frontier_matched.csv beside it
+    prompts: pd.DataFrame | None = None  # answers to evaluation.prompts_file, where it is set
 
     @property
     def config(self) -> dict:
@@ -202,6 +204,15 @@ def load_frontier(config: dict, results_dir: Path) -> tuple[pd.DataFrame | None,
     return points, matched
 
 
+def load_prompt_answers(config: dict, results_dir: Path) -> pd.DataFrame | None:
+    """Every seed's answers to evaluation.prompts_file, verified, where it is set; else None."""
+    paths = Layout(config, str(results_dir)).prompts_files()
+    if not paths:
+        return None
+    columns = (*SAMPLE_COLUMNS, "experiment", "prompt", "response", "kl")
+    return pd.concat([read_table(verified(path), columns, kind="parquet") for path in paths], ignore_index=True)
+
+
 def load_inputs(config: dict, config_path: Path, results_dir: Path) -> Inputs:
     """Every input of the report; `config` is the validated config read from `config_path`."""
     summary, rm_summary, tests = load_aggregate_tables(config, results_dir)
@@ -223,4 +234,5 @@ def load_inputs(config: dict, config_path: Path, results_dir: Path) -> Inputs:
         claims=load_claims(config, results_dir),
     )
     inputs.frontier, inputs.frontier_matched = load_frontier(config, results_dir)
+    inputs.prompts = load_prompt_answers(config, results_dir)
     return inputs

@@ -34,6 +34,7 @@ from rlhf_bench.report.sections import (
     section_claims,
     section_figures,
     section_ppo_table,
+    section_prompts,
     section_rm_table,
     section_samples,
     section_warning,
@@ -66,6 +67,7 @@ def build_markdown(inp: Inputs, figures: list[tuple[str, str, Figure]]) -> str:
         section_frontier(inp, [c for c in captions if c[0].startswith("frontier")], first_number=len(general) + 1),
         section_claims(inp),
         section_samples(inp),
+        section_prompts(inp),
         section_provenance(inp),
     ]
     return "\n".join(line for section in sections for line in section).rstrip() + "\n"

@@ -341,3 +341,37 @@ def section_samples(inp: Inputs) -> list[str]:
                     lines.append(describe_sample(pair[pair.policy == policy].iloc[0], experiment in with_judge))
                 lines.append("")
     return lines
+
+
+def section_prompts(inp: Inputs) -> list[str]:
+    """Your own prompts (evaluation.prompts_file): every policy's answers, beside the held-out evaluation."""
+    if inp.prompts is None:
+        return []
+    first = inp.seeds[0]
+    lines = section(
+        "Your prompts",
+        f"Base and RLHF policies of every seed answered the {inp.prompts.prompt_id.nunique()} prompts of "
+        f"{code(inp.config['evaluation']['prompts_file'])} (evaluation.prompts_file), scored as the held-out "
+        "prompts are; they change no metric or claim above. Means over seeds and prompts, then seed "
+        f"{first}'s answers (escaped, cut at {SAMPLE_CHARS} characters).",
+    )
+    with_judge = set(inp.judged())
+    for experiment in inp.experiments:
+        answers = inp.prompts[inp.prompts.experiment == experiment]
+        judge = experiment in with_judge
+        means = []
+        for policy in POLICIES:
+            rows = answers[answers.policy == policy]
+            facts = [f"reward {fmt(rows.reward.mean())}", f"{fmt(rows.word_count.mean())} words"]
+            if judge:
+                facts.append(f"judge positive {fmt(rows.judge_score.mean())}")
+            if policy == "rlhf":
+                facts.append(f"KL {fmt(rows.kl.mean())} nats")
+            means.append(f"{POLICY_NAMES[policy]}: {', '.join(facts)}")
+        lines += [f"### {code(experiment)}", "", "; ".join(means) + ".", ""]
+        seed_rows = answers[answers.seed == first]
+        for prompt_id in sorted(seed_rows.prompt_id.unique()):
+            pair = seed_rows[seed_rows.prompt_id == prompt_id]
+            lines += [f"**Prompt {prompt_id}:** {text(pair.iloc[0].prompt, SAMPLE_CHARS)}", ""]
+            lines += [describe_sample(pair[pair.policy == policy].iloc[0], judge) for policy in POLICIES] + [""]
+    return lines

@@ -100,12 +100,14 @@ class Evaluator:
     """What every policy of an experiment is measured with, so that points of every arm are comparable: the same
     held-out prompts, reward, judge and base policy, and the same random stream per seed."""
 
-    def __init__(self, experiment: Experiment, start_from: str, data_dir: Path, reward_dir, seed: int):
+    def __init__(self, experiment: Experiment, start_from: str, data_dir: Path, reward_dir, seed: int, prompts=None):
+        """`prompts`: others than the held-out ones (a user's own, evaluation.prompts_file)."""
         self.experiment, self.settings, self.seed = experiment, experiment.evaluate, seed
         self.device = models.device()
         self.tokenizer = models.load_tokenizer(start_from)
         self.base = models.load_causal_lm(start_from).to(self.device).eval()
-        self.prompts = [r["prompt"] for r in load_records(data_dir / "prompts_eval.jsonl")][: self.settings.num_samples]
+        held_out = [r["prompt"] for r in load_records(data_dir / "prompts_eval.jsonl")][: self.settings.num_samples]
+        self.prompts = list(prompts) if prompts is not None else held_out
         self.score = reward_function(experiment, reward_dir)
         self.judge = make_judge(self.settings, self.device)
 

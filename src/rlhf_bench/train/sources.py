@@ -14,6 +14,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 
 from rlhf_bench.io import StageError
@@ -390,24 +391,53 @@ def load_splits(settings: DataSettings) -> Splits:
         test_n = max(settings.n_pairs_test, settings.n_prompts_eval)
         return Splits({"train": make(train_n, seed), "test": make(test_n, seed + 1)}, origin)
 
-    directory = source_directory(settings)
-    splits, origin = {}, {}
-    for split in SPLITS:
-        files = split_files(directory, split)
-        if files:
-            per_file = [(path, read_records(path, settings.format, split)) for path in files]
-            splits[split] = [r for _, records in per_file for r in records]
-            origin[split] = _origin(directory, [(path, len(records)) for path, records in per_file])
+    single = Path(settings.source).expanduser()
+    if single.is_file():  # one file of records (seeds/002's load_custom_data): train, and a held-out test_fraction
+        if data_suffix(single) is None:
+            raise StageError(
+                f"data.source '{settings.source}': a file, but not {', '.join(DATA_SUFFIXES)}. Fix: convert it to "
+                "one of those, or point data.source at a folder of split files."
+            )
+        records = read_records(single, settings.format, "train")
+        splits, origin = {"train": records}, {"train": _origin(single.parent, [(single, len(records))])}
+    else:
+        directory = source_directory(settings)
+        splits, origin = {}, {}
+        for split in SPLITS:
+            files = split_files(directory, split)
+            if files:
+                per_file = [(path, read_records(path, settings.format, split)) for path in files]
+                splits[split] = [r for _, records in per_file for r in records]
+                origin[split] = _origin(directory, [(path, len(records)) for path, records in per_file])
     if "train" not in splits:
         raise StageError(
             f"data.source '{settings.source}': no train split found in {directory}. Fix: name the files "
             "*train.jsonl(.gz), *train.csv, train-*.parquet (or put them in a train/ directory)."
         )
-    if "test" not in splits:  # Dahoas has only `train`: hold out a seeded tenth
+    if "test" not in splits:  # Dahoas, or a single file, has only `train`: hold out a seeded test_fraction
         records = list(splits["train"])
         random.Random(seed).shuffle(records)
-        cut = max(1, len(records) // 10)
+        fraction = settings.test_fraction
+        cut = max(1, int(Fraction(str(fraction)) * len(records)))  # exact: 0.1 of 29,829 is 2,982
         splits = {**splits, "test": records[:cut], "train": records[cut:]}
-        held_out = f"a held-out tenth of the train split (the source has no test files) of {origin['train']}"
-        origin = {**origin, "test": held_out, "train": f"nine tenths of {origin['train']}"}
+        held_out = f"a held-out {fraction:g} (data.test_fraction; the source has no test split) of {origin['train']}"
+        origin = {**origin, "test": held_out, "train": f"the other {1 - fraction:g} of {origin['train']}"}
     return Splits(splits, origin)
+
+
+def read_prompts(path: Path) -> list[str]:
+    """A user's prompts (evaluation.prompts_file): a text file, one prompt a line (blank lines skipped), or JSONL
+    with a `prompt` field; StageError naming the file, the line and the fix."""
+    path = Path(path)
+    if data_suffix(path) in (".jsonl", ".jsonl.gz"):
+        prompts = [record["prompt"] for record in read_jsonl(path, ("prompt",))]
+    else:
+        with _reading(path):
+            text = path.read_text(encoding="utf-8-sig")
+        prompts = [line.strip() for line in text.splitlines() if line.strip()]
+        too_long = next((i for i, line in enumerate(prompts, 1) if len(line) > MAX_FIELD_CHARS), None)
+        if too_long:
+            raise StageError(f"{path}: prompt {too_long} is over {MAX_FIELD_CHARS:,} characters. Fix: shorten it.")
+    if not prompts:
+        raise StageError(f"{path}: no prompt in it. Fix: one prompt a line (or JSONL with `prompt`).")
+    return prompts
