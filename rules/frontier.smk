@@ -3,12 +3,16 @@
 
 
 rule ppo_path:
-    """PPO's policy at the steps of frontier.ppo_path, measured as evaluate measures the final one, one seed."""
+    """PPO's policy at the steps of frontier.ppo_path, measured as evaluate measures the final one, every seed."""
     input:
         unpack(lambda w: LAYOUT.model_inputs(w.experiment)),
         config=LAYOUT.path("{experiment}", "config.json"),
         checksums=LAYOUT.pattern("data", "checksums.json"),
-        ppo=LAYOUT.pattern("ppo", "provenance.json"),
+        ppo=expand(
+            LAYOUT.pattern("ppo", "provenance.json"),
+            seed=LAYOUT.seeds,
+            allow_missing=True,
+        ),
     output:
         provenance=LAYOUT.pattern("ppo_path", "provenance.json"),
         samples=LAYOUT.pattern("ppo_path", "samples.parquet"),
@@ -27,16 +31,15 @@ rule ppo_path:
         env=STAGE_ENV,
         data=lambda w, input: os.path.dirname(input.checksums),
         models=lambda w: LAYOUT.policy_args(w.experiment),
-        ppo=lambda w, input: os.path.dirname(input.ppo),
+        ppo=lambda w: LAYOUT.path(w.experiment, "ppo"),  # seed<k>/ for each seed
         out=LAYOUT.pattern("ppo_path"),
     shell:
         "{params.env}python -m rlhf_bench.train.ppo_path --config {input.config:q} --experiment {wildcards.experiment:q}"
-        " --seed {wildcards.seed:q} --data {params.data:q} {params.models} --ppo {params.ppo:q}"
-        " --out {params.out:q} > {log:q} 2>&1"
+        " --data {params.data:q} {params.models} --ppo-seeds {params.ppo:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule best_of_n:
-    """Best-of-n of the base policy by the reward for every n of frontier.best_of_n, one seed."""
+    """Best-of-n of the base policy by the reward for every n of frontier.best_of_n, every seed."""
     input:
         unpack(lambda w: LAYOUT.model_inputs(w.experiment)),
         config=LAYOUT.path("{experiment}", "config.json"),
@@ -62,7 +65,7 @@ rule best_of_n:
         out=LAYOUT.pattern("best_of_n"),
     shell:
         "{params.env}python -m rlhf_bench.train.best_of_n --config {input.config:q} --experiment {wildcards.experiment:q}"
-        " --seed {wildcards.seed:q} --data {params.data:q} {params.models} --out {params.out:q} > {log:q} 2>&1"
+        " --data {params.data:q} {params.models} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule dpo_pairs:

@@ -143,6 +143,7 @@ def fake_config(
     smoke = validate(yaml.safe_load(SMOKE_CONFIG.read_text()), str(SMOKE_CONFIG))
     raw = {key: value for key, value in smoke.items() if key != "experiments"}
     raw.update(profile=profile, title=f"rlhf-bench ({profile})", comparable_to_documented=comparable)
+    raw.pop("evaluation", None)  # no prompts of your own: the prompts rule has its own tests
     raw["seeds"] = list(seeds)
     raw["experiments"] = {
         name: _experiment_config(smoke["experiments"], name, i, n_prompts) for i, name in enumerate(experiments)

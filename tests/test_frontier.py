@@ -4,12 +4,14 @@ the tiny chain (data, sft, reward, ppo) into frontier.csv."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
 from conftest import SEED
 from rlhf_bench.analysis import frontier
@@ -147,16 +149,23 @@ def test_arm_stages_on_the_chain_write_points_that_the_frontier_table_reads(chai
     root, common, models = chain
     seeded = [*common, "--seed", str(SEED), "--data", str(root / "data"), *models]
     assert evaluate.main([*seeded, "--ppo", str(root / "ppo"), "--out", str(root / "evaluate")]) == 0
-    assert ppo_path.main([*seeded, "--ppo", str(root / "ppo"), "--out", str(root / "ppo_path")]) == 0
-    assert best_of_n.main([*seeded, "--out", str(root / "best_of_n")]) == 0
+    # The stages of every seed in one job read the chain's one seed as the ppo stage's seed<k>/ of a 1-seed config.
+    one_seed = tmp_path / "one-seed.yaml"
+    one_seed.write_text(yaml.safe_dump({**yaml.safe_load(Path(common[1]).read_text()), "seeds": [SEED]}))
+    (tmp_path / "ppo").mkdir()
+    (tmp_path / "ppo" / f"seed{SEED}").symlink_to(root / "ppo")
+    every_seed = ["--config", str(one_seed), *common[2:], "--data", str(root / "data"), *models]
+    assert ppo_path.main([*every_seed, "--ppo-seeds", str(tmp_path / "ppo"), "--out", str(root / "ppo_path")]) == 0
+    assert best_of_n.main([*every_seed, "--out", str(root / "best_of_n")]) == 0
     assert dpo_pairs.main([*common, "--data", str(root / "data"), *models, "--out", str(root / "dpo_pairs")]) == 0
     assert dpo.main([*seeded, "--dpo-pairs", str(root / "dpo_pairs"), "--out", str(root / "dpo")]) == 0
 
     experiment = load(common[1]).experiment("imdb-negative")
     steps = pd.read_parquet(root / "ppo_path" / "samples.parquet")
     assert steps.groupby(["arm", "setting", "value"]).size().to_dict() == {("ppo", "step", 1.0): 8}
+    assert set(steps["seed"]) == {SEED}
     bon = pd.read_parquet(root / "best_of_n" / "samples.parquet")
-    assert sorted(bon["value"].unique()) == [1.0, 2.0]
+    assert sorted(bon["value"].unique()) == [1.0, 2.0] and set(bon["seed"]) == {SEED}
     assert (bon[bon.value == 1]["kl"] == 0).all()  # best-of-1 is the base policy
     assert (bon[bon.value == 2]["kl"] >= 0).all()
     pairs = pd.read_json(root / "dpo_pairs" / "pairs.jsonl", lines=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -73,7 +74,7 @@ def overrides(config_path: Path, args: argparse.Namespace) -> list[str]:
         values.append(f"seeds={yaml.safe_dump(args.seeds, default_flow_style=True).strip()}")
     ppo = {key: value for key, value in (("steps", args.steps), ("batch_size", args.batch_size)) if value is not None}
     if ppo:
-        block = {name: {"ppo": ppo} for name in experiments}
+        block = {name: {"ppo": dict(ppo)} for name in experiments}  # copies: no YAML anchors in the command
         values.append(f"experiments={yaml.safe_dump(block, default_flow_style=True, width=10**6).strip()}")
     return values
 
@@ -88,7 +89,7 @@ def snakemake(config_path: Path, config_values: list[str], targets: list[str], a
         command.append("--dry-run")
     command += [*args.snakemake_args, *targets]
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
-    print("rlhf-bench:", " ".join(command[1:]), file=sys.stderr)
+    print("rlhf-bench:", shlex.join(["snakemake", *command[3:]]), file=sys.stderr)
     return subprocess.run(command, env=env, check=False).returncode
 
 

@@ -22,7 +22,10 @@ STAGES = ("data", "sft", "reward", "ppo", "evaluate")
 FRONTIER_STAGES = ("ppo_path", "best_of_n", "dpo_pairs", "dpo")
 # And your own prompts answered by every policy, where `evaluation.prompts_file` names them (rules/prompts.smk).
 USER_STAGES = ("prompts",)
-SEEDED = ("ppo", "evaluate", "ppo_path", "best_of_n", "dpo", "prompts")  # one folder per PPO seed: <stage>/seed<k>
+SEEDED = ("ppo", "evaluate", "dpo")  # one folder per PPO seed: <stage>/seed<k>
+# Stages that measure every seed's policies in one job of the experiment (no training: a job each would mostly
+# start up), into one table with a `seed` column.
+ALL_SEEDS = ("ppo_path", "best_of_n", "prompts")
 # Profile-wide rules: the resolved config, then the analysis of every experiment.
 ANALYSIS = ("aggregate", "claims", "frontier", "compare", "report")
 RULE_ORDER = ("resolved_config", "experiment_config", "download", *STAGES, *FRONTIER_STAGES, *USER_STAGES, *ANALYSIS)
@@ -307,11 +310,15 @@ class Layout:
         every frontier arm's of the experiments that run one."""
         files = []
         for e in self.experiments:
-            arms = [stage for stage in self.frontier_stages(e) if stage in SEEDED]
+            arms = [stage for stage in self.frontier_stages(e) if stage != "dpo_pairs"]
             if arms:
-                stages = ("evaluate", *arms)
-                files += [f"{self.stage(e, stage, s)}/samples.parquet" for stage in stages for s in self.seeds]
+                files += [f"{self.stage(e, 'evaluate', s)}/samples.parquet" for s in self.seeds]
+                files += [self.samples(e, stage, s) for stage in arms if stage in SEEDED for s in self.seeds]
+                files += [self.samples(e, stage) for stage in arms if stage in ALL_SEEDS]
         return files
+
+    def samples(self, experiment: str, stage: str, seed: int | None = None) -> str:
+        return f"{self.stage(experiment, stage, seed)}/samples.parquet"
 
     def frontier_tables(self) -> list[str]:
         """frontier.csv and its matched-KL table where any experiment runs a frontier arm; else nothing."""
@@ -322,7 +329,7 @@ class Layout:
         """Every seed's answers to your own prompts, where `evaluation.prompts_file` is set; else nothing."""
         if not prompts_file(self.config):
             return []
-        return [f"{self.stage(e, 'prompts', s)}/samples.parquet" for e in self.experiments for s in self.seeds]
+        return [self.samples(e, "prompts") for e in self.experiments]
 
     def profile_file(self, name: str) -> str:
         return f"{self.results}/{name}"

@@ -219,6 +219,14 @@ class Run:
     def data(self) -> Path:
         return Path(self.args.data)
 
+    def seed_folders(self, root: str | Path, stage: str) -> dict[int, Path]:
+        """Every seed's folder of a seeded stage under `root` (…/<experiment>/<stage>), each checked against what its
+        provenance.json records, as a single --<stage> folder is; recorded in provenance `inputs`."""
+        folders = {seed: Path(root, f"seed{seed}") for seed in self.config.seeds}
+        for seed, folder in folders.items():
+            self.provenance.setdefault("inputs", {})[f"{stage}/seed{seed}"] = verified_outputs(folder, stage)
+        return folders
+
 
 class Stage:
     """The frame of every stage CLI, training or analysis: parse arguments, load the validated config, check the

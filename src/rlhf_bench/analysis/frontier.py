@@ -32,7 +32,7 @@ from rlhf_bench.analysis.metrics import CONFIDENCE, DIRECTIONS, analytic_kl, pol
 from rlhf_bench.analysis.power import holm
 from rlhf_bench.analysis.stats import t_interval, welch_t
 from rlhf_bench.io import StageError, read_table, staged_outputs, verified
-from rlhf_bench.layout import FRONTIER_TABLES, SEEDED, frontier_stages, stage_dir
+from rlhf_bench.layout import ALL_SEEDS, FRONTIER_TABLES, Layout, frontier_stages
 from rlhf_bench.runtime import Stage
 
 ARMS = ("base", "ppo", "best_of_n", "dpo")  # the order of the report's lines and tables
@@ -70,28 +70,35 @@ def point_row(samples: pd.DataFrame, experiment: str, objective: str, arm: str, 
     }  # fmt: skip
 
 
-def read_samples(path: Path, seed: int) -> pd.DataFrame:
+def read_samples(path: str | Path, seed: int | None) -> pd.DataFrame:
+    """A stage's samples, verified; those of one seed's folder hold only that seed."""
     samples = read_table(verified(path), SAMPLE_COLUMNS, kind="parquet")
-    if set(samples["seed"].unique().tolist()) - {seed}:
+    if seed is not None and set(samples["seed"].unique().tolist()) - {seed}:
         raise StageError(f"{path}: column 'seed' holds {sorted(set(samples['seed']))}, expected only {seed}")
     return samples
 
 
 def frontier_points(config: dict, results_dir: Path) -> pd.DataFrame:
+    layout = Layout(config, str(results_dir))
     rows = []
     for name, exp in config["experiments"].items():
-        arms = [stage for stage in frontier_stages(exp) if stage in SEEDED]
+        arms = [stage for stage in frontier_stages(exp) if stage != "dpo_pairs"]
         if not arms:
             continue
         objective = exp["objective"]["metric"]
+        # Stages of every seed in one job wrote one table: read (and verify) it once.
+        arm_samples = {stage: read_samples(layout.samples(name, stage), None) for stage in arms if stage in ALL_SEEDS}
         for seed in config["seeds"]:
-            evaluated = read_samples(Path(stage_dir(results_dir, name, "evaluate", seed), "samples.parquet"), seed)
+            evaluated = read_samples(layout.samples(name, "evaluate", seed), seed)
             final = ("rlhf", "ppo", "step", exp["ppo"]["steps"])
             for policy, arm, setting, value in (("base", "base", "", 0), final):
                 policy_samples = evaluated[evaluated.policy == policy]
                 rows.append(point_row(policy_samples, name, objective, arm, setting, value, seed))
             for stage in arms:
-                samples = read_samples(Path(stage_dir(results_dir, name, stage, seed), "samples.parquet"), seed)
+                if stage in ALL_SEEDS:
+                    samples = arm_samples[stage][arm_samples[stage].seed == seed]
+                else:
+                    samples = read_samples(layout.samples(name, stage, seed), seed)
                 for (arm, setting, value), points in samples.groupby(["arm", "setting", "value"], sort=False):
                     rows.append(point_row(points, name, objective, arm, setting, value, seed))
     frame = pd.DataFrame(rows, columns=FRONTIER_COLUMNS)

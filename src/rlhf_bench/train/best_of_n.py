@@ -1,4 +1,5 @@
-"""Frontier arm best_of_n (one job per seed): the reward picks the best of n base-policy answers, no training.
+"""Frontier arm best_of_n (one job per experiment, every seed): the reward picks the best of n base-policy answers,
+no training.
 
 For each held-out prompt the base policy answers max(n) times; best-of-n is the answer of highest reward among the
 first n (the first of equal ones), so every n of a seed reads the same draws. Its KL to the base policy:
@@ -67,15 +68,18 @@ def best_of_n(experiment, start_from: str, data_dir: Path, reward_dir, seed: int
 
 
 def main(argv=None) -> int:
-    stage = Stage("best_of_n", "Best-of-n of the base policy by the reward, one seed (a frontier arm).",
-                  experiment=True, seeded=True, data=True)  # fmt: skip
+    stage = Stage("best_of_n", "Best-of-n of the base policy by the reward, every seed (a frontier arm).",
+                  experiment=True, data=True, seed=lambda experiment: experiment.data.seed)  # fmt: skip
     stage.add_models_args()
-    stage.add_out_arg("…/<experiment>/best_of_n/seed<k>")
+    stage.add_out_arg("…/<experiment>/best_of_n")
 
     def body(run):
         args = run.args
         reward = args.reward and Path(args.reward)
-        samples = best_of_n(run.experiment, policy_path(run.experiment, args.sft), run.data, reward, args.seed)
+        start = policy_path(run.experiment, args.sft)
+        samples = pd.concat(
+            [best_of_n(run.experiment, start, run.data, reward, seed) for seed in run.config.seeds], ignore_index=True
+        )
         write_parquet(run.out / "samples.parquet", samples)
         return run.out
 

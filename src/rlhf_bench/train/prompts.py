@@ -1,7 +1,8 @@
-"""Stage prompts (one job per seed, where `evaluation.prompts_file` is set): base and RLHF policy answer your own
-prompts (seeds/002's `run_evaluation(config, custom_prompts)`), measured as evaluate measures its held-out prompts:
-reward, judge, words, KL per answer. The answers go into the report beside the held-out evaluation; they change no
-held-out metric and no claim. The prompts file's sha256 is in provenance.json (`inputs.prompts`).
+"""Stage prompts (one job per experiment, every seed, where `evaluation.prompts_file` is set): base and RLHF policy
+answer your own prompts (seeds/002's `run_evaluation(config, custom_prompts)`), measured as evaluate measures its
+held-out prompts: reward, judge, words, KL per answer. The answers go into the report beside the held-out
+evaluation; they change no held-out metric and no claim. The prompts file's sha256 is in provenance.json
+(`inputs.prompts`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rlhf_bench.train.sources import read_prompts
 
 
 def answer(experiment, start_from: str, adapter: Path, data_dir: Path, reward_dir, seed: int, prompts: list[str]):
+    """One seed's base and RLHF policy (its `adapter`) answering `prompts`, as evaluate's samples."""
     evaluator = Evaluator(experiment, start_from, data_dir, reward_dir, seed, prompts=prompts)
     policies = {"base": evaluator.base, "rlhf": rlhf_policy(start_from, adapter, seed).to(evaluator.device).eval()}
     frames = []
@@ -29,21 +31,25 @@ def answer(experiment, start_from: str, adapter: Path, data_dir: Path, reward_di
 
 
 def main(argv=None) -> int:
-    stage = Stage("prompts", "Base and RLHF policy answer your prompts (evaluation.prompts_file), one seed.",
-                  experiment=True, seeded=True, data=True)  # fmt: skip
+    stage = Stage("prompts", "Base and RLHF policy of every seed answer your prompts (evaluation.prompts_file).",
+                  experiment=True, data=True, seed=lambda experiment: experiment.data.seed)  # fmt: skip
     stage.add_models_args()
-    stage.parser.add_argument("--ppo", required=True, help="the ppo stage's directory for this seed")
+    stage.parser.add_argument("--ppo-seeds", required=True, help="the ppo stage's folder, with seed<k>/ for each seed")
     stage.parser.add_argument("--prompts", required=True, help="your prompts: .txt (one a line) or .jsonl (`prompt`)")
-    stage.add_out_arg("…/<experiment>/prompts/seed<k>")
+    stage.add_out_arg("…/<experiment>/prompts")
 
     def body(run):
         args = run.args
         prompts = read_prompts(Path(args.prompts))
         run.provenance.setdefault("inputs", {})["prompts"] = {Path(args.prompts).name: sha256_file(args.prompts)}
-        samples = answer(
-            run.experiment, policy_path(run.experiment, args.sft), Path(args.ppo) / "adapter", run.data,
-            args.reward and Path(args.reward), args.seed, prompts,
-        )  # fmt: skip
+        start, reward = policy_path(run.experiment, args.sft), args.reward and Path(args.reward)
+        samples = pd.concat(
+            [
+                answer(run.experiment, start, folder / "adapter", run.data, reward, seed, prompts)
+                for seed, folder in run.seed_folders(args.ppo_seeds, "ppo").items()
+            ],
+            ignore_index=True,
+        )
         write_parquet(run.out / "samples.parquet", samples)
         return run.out
 
