@@ -128,22 +128,22 @@ def test_summary_means_equal_the_metrics_files(full_run):
         assert (math.isnan(row.documented) and doc is None) or row.documented == doc
 
 
-def test_mann_whitney_uses_judge_label_indicator(full_run):
-    """The per-seed test of a judge ratio is on the 0/1 label indicator of the samples."""
+def test_judge_ratio_per_seed_test_is_fishers_exact_on_the_labels(full_run):
+    """The per-seed test of a judge ratio is Fisher's exact test on the 0/1 label counts of the samples."""
     results, _ = full_run
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import fisher_exact
 
     samples = pd.read_parquet(results / "hh-positive" / "evaluate" / "seed1" / "samples.parquet")
-    positive = samples.judge_label.eq("positive").astype(float)
-    expected = mannwhitneyu(
-        positive[samples.policy == "rlhf"], positive[samples.policy == "base"], alternative="greater"
-    )
+    positive = samples.judge_label.eq("positive")
+    rlhf, base = positive[samples.policy == "rlhf"], positive[samples.policy == "base"]
+    table = [[rlhf.sum(), (~rlhf).sum()], [base.sum(), (~base).sum()]]
     tests = pd.read_csv(results / "tests.csv", dtype={"seed": str})
     row = tests[
         (tests.experiment == "hh-positive") & (tests.metric == "judge_positive_ratio") & (tests.seed == "1")
     ].iloc[0]
-    assert row.test == "mann_whitney_u"
-    assert (row.statistic, row.p_value) == pytest.approx((expected.statistic, expected.pvalue))
+    assert row.test == "fisher_exact"
+    assert row.p_value == pytest.approx(fisher_exact(table, alternative="greater").pvalue)
+    assert row.statistic == pytest.approx(rlhf.mean() - base.mean())
 
 
 def test_aggregate_hand_checked_values(small_results, tmp_path):

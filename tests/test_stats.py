@@ -113,6 +113,30 @@ def test_mann_whitney_indicator_data_with_ties():
     assert p == pytest.approx(sps.mannwhitneyu(rlhf, base, alternative="greater").pvalue)
 
 
+def test_judge_labels_get_fishers_exact_test_not_the_normal_approximation():
+    """30/64 against 20/64 positive labels: Mann-Whitney's normal approximation says p = 0.036, the exact
+    conditional test (the hypergeometric tail) p = 0.051, which is not significant at 0.05."""
+    rlhf = np.array([1.0] * 30 + [0.0] * 34)
+    base = np.array([1.0] * 20 + [0.0] * 44)
+    assert sps.mannwhitneyu(rlhf, base, alternative="greater").pvalue == pytest.approx(0.0358, abs=1e-4)
+    test, diff, p = proportions.per_sample_test(rlhf, base, "greater")
+    # P(X >= 30) for X hypergeometric: 128 labels, 50 positive, 64 drawn for RLHF.
+    assert test == "fisher_exact"
+    assert p == pytest.approx(sps.hypergeom.sf(29, 128, 50, 64), rel=1e-9)
+    assert p == pytest.approx(0.0513, abs=1e-4) and not p < 0.05
+    assert diff == pytest.approx(10 / 64)
+    assert proportions.per_sample_test(rlhf, base, "less")[2] > 0.95
+
+
+def test_per_sample_test_uses_mann_whitney_on_other_values():
+    a, b = [3.0, 4.0, 5.0, 6.0, 7.0, 7.5], [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert proportions.per_sample_test(a, b, "greater") == ("mann_whitney_u", *mann_whitney_one_sided(a, b, "greater"))
+    # One non-indicator value is enough to make it Mann-Whitney.
+    assert proportions.per_sample_test([0.0, 1.0, 0.5], [0.0, 1.0], "greater")[0] == "mann_whitney_u"
+    test, diff, p = proportions.per_sample_test([], [1.0, 0.0], "greater")
+    assert test == "fisher_exact" and math.isnan(diff) and math.isnan(p)
+
+
 def test_mann_whitney_edge_cases():
     u, p = mann_whitney_one_sided([], [1.0, 2.0], "greater")
     assert math.isnan(u) and math.isnan(p)

@@ -6,7 +6,8 @@ resolved config, and writes three tidy CSV files that the claims check and the r
 - summary.csv     one row per (experiment, per-policy metric, policy): mean, std and t interval over seeds
 - rm_summary.csv  one row per (experiment, split): pairwise accuracy with its Wilson interval
 - tests.csv       one-sided tests that RLHF moved the objective (and the reward) in the documented
-                  direction: Mann-Whitney U per seed on per-sample values, Welch t over seed means
+                  direction: per seed on per-sample values (Fisher's exact test on 0/1 judge labels,
+                  Mann-Whitney U otherwise: proportions.per_sample_test), Welch t over seed means
 
 A missing or malformed input ends the stage with one line on stderr and exit code 2 (the stage frame), and
 nothing is written: the three tables are moved into place together (io.staged_outputs).
@@ -23,7 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from rlhf_bench.analysis.metrics import ALPHA, CONFIDENCE, DIRECTIONS, METRIC_ORDER, POLICIES, SPLITS
-from rlhf_bench.analysis.stats import mann_whitney_one_sided, t_interval, welch_t, wilson_interval
+from rlhf_bench.analysis.proportions import per_sample_test
+from rlhf_bench.analysis.stats import t_interval, welch_t, wilson_interval
 from rlhf_bench.io import StageError, field, read_json, read_table, staged_outputs, verified
 from rlhf_bench.layout import SUMMARY_TABLES, stage_dir
 from rlhf_bench.runtime import Stage
@@ -208,8 +210,8 @@ def experiment_tests(
             if values.isna().any():
                 raise StageError(f"{path}: per-sample values for '{metric}' contain NaN")
             rlhf, base = values[frame.policy == "rlhf"], values[frame.policy == "base"]
-            stat, p = mann_whitney_one_sided(rlhf, base, alternative)
-            rows.append((experiment, metric, "mann_whitney_u", str(seed), direction, stat, p, bool(p < ALPHA)))
+            test, stat, p = per_sample_test(rlhf, base, alternative)
+            rows.append((experiment, metric, test, str(seed), direction, stat, p, bool(p < ALPHA)))
         by_policy = {}
         for policy in POLICIES:
             values = seed_metrics[

@@ -100,9 +100,9 @@ COLUMNS = [
     "claim_id", "experiment", "metric", "test", "policy", "required", "verdict", "reason", "statistical_verdict",
     "documented", "bound_low", "bound_high", "n_seeds", "n_samples", "seed_values", "estimate", "ci_low",
     "ci_high", "ci_method", "iqm", "iqm_ci_low", "iqm_ci_high", "p_support", "p_support_holm", "p_refute",
-    "p_refute_holm", "p_vs_documented", "cohens_d", "cliffs_delta", "mwu_p_max", "ks_statistic_max", "ks_p_max",
-    "mde", "mde_effect_size", "documented_n", "documented_ci_low", "documented_ci_high", "documented_p",
-    "documented_note", "definition", "quote", "seed_file",
+    "p_refute_holm", "p_vs_documented", "cohens_d", "cliffs_delta", "per_seed_test", "per_seed_p_max",
+    "ks_statistic_max", "ks_p_max", "mde", "mde_effect_size", "documented_n", "documented_ci_low",
+    "documented_ci_high", "documented_p", "documented_note", "definition", "quote", "seed_file",
 ]  # fmt: skip
 
 
@@ -124,7 +124,7 @@ def _base_row(claim: Claim) -> dict:
         required=claim.required, documented=claim.documented if claim.documented is not None else math.nan,
         documented_n=claim.documented_n if claim.documented_n is not None else math.nan,
         definition=" ".join(claim.definition.split()), quote=claim.quote, seed_file=claim.seed_file,
-        seed_values="", ci_method="", documented_note="", reason="",
+        seed_values="", per_seed_test="", ci_method="", documented_note="", reason="",
     )  # fmt: skip
     if claim.test in ("proportion_equivalence", "value_equivalence", "difference_equivalence"):
         row["bound_low"], row["bound_high"] = claim.documented - claim.margin, claim.documented + claim.margin
@@ -296,12 +296,15 @@ def _missing_seeds(claim: Claim, run: Run, values: dict[str, np.ndarray]) -> str
 
 
 def _per_sample_tests(row: dict, claim: Claim, run: Run, claimed: str) -> None:
-    """Within seeds: Mann-Whitney U per seed (the largest p), Cliff's delta over all samples, KS for lengths."""
+    """Within seeds: the per-sample test of each seed (Fisher's exact on judge labels, else Mann-Whitney U; the
+    largest p), Cliff's delta over all samples, KS for lengths."""
     per_seed = [run.sample_values(claim.experiment, claim.metric, seed) for seed in run.seeds]
     if any(values is None for values in per_seed):
         return  # a corpus-level metric (perplexity, distinct-2): only the test over seeds applies
     row["n_samples"] = int(sum(v["rlhf"].size for v in per_seed))
-    row["mwu_p_max"] = max(stats.mann_whitney_one_sided(v["rlhf"], v["base"], claimed)[1] for v in per_seed)
+    tests = [proportions.per_sample_test(v["rlhf"], v["base"], claimed) for v in per_seed]
+    row["per_seed_test"] = "/".join(sorted({name for name, _, _ in tests}))
+    row["per_seed_p_max"] = max(p for _, _, p in tests)
     pooled = {p: np.concatenate([v[p] for v in per_seed]) for p in POLICIES}
     row["cliffs_delta"] = stats.cliffs_delta(pooled["rlhf"], pooled["base"])
     if claim.metric in LENGTH_METRICS:

@@ -91,9 +91,10 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
 def mann_whitney_one_sided(a: Sequence[float], b: Sequence[float], alternative: str) -> tuple[float, float]:
     """Mann-Whitney U test of a against b (U is a's statistic); alternative 'greater' means a > b.
 
-    Used per seed on per-sample values (rewards, word counts, 0/1 judge labels): rank-based, so it needs
-    no normality and copes with the heavy ties of indicator data (scipy then uses the normal approximation
-    with tie correction). An empty sample gives (nan, nan).
+    Used per seed on per-sample values (rewards, word counts) through proportions.per_sample_test, which
+    tests 0/1 judge labels with Fisher's exact test instead: under heavy ties scipy uses the normal
+    approximation, which is liberal on indicator data. Rank-based, so it needs no normality. An empty sample
+    gives (nan, nan).
     """
     _check_alternative(alternative, "mann_whitney_one_sided")
     x = _finite_array(a, "a", "mann_whitney_one_sided")
