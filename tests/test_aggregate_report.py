@@ -185,6 +185,17 @@ def test_aggregate_missing_file_exits_2_with_one_line(small_results, tmp_path, c
     assert not out.exists()
 
 
+def test_aggregate_refuses_an_infinite_metric_with_one_line(small_results, tmp_path, capsys):
+    path = small_results / "instruct-short" / "evaluate" / "seed1" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["policies"]["rlhf"]["perplexity"] = math.inf  # json writes Infinity
+    path.write_text(json.dumps(metrics))
+    restamp(path)
+    assert aggregate.main(cli_args(small_results, tmp_path / "agg")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "policies.rlhf.perplexity is inf, not a finite number" in err
+
+
 def test_aggregate_cli_missing_rm_metrics(small_results, tmp_path):
     """Through `python -m`: exit 2, one line naming the file and the rule, no partial outputs."""
     missing = small_results / "instruct-short" / "reward" / "rm_metrics.json"

@@ -2,6 +2,7 @@
 and published worked examples, edge cases included (all-equal samples, one seed, zero successes, NaN)."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -79,8 +80,25 @@ def test_t_interval_one_value_has_no_interval():
     assert mean == 0.7 and math.isnan(low) and math.isnan(high)
 
 
-def test_t_interval_all_equal_is_a_point():
-    assert t_interval([0.25, 0.25, 0.25]) == (0.25, 0.25, 0.25)
+def test_t_interval_all_equal_has_no_interval():
+    """All seeds equal: no spread to estimate, so no interval (NaN), as the module says of degenerate samples;
+    rounding noise counts as equal."""
+    mean, low, high = t_interval([0.25, 0.25, 0.25])
+    assert mean == 0.25 and math.isnan(low) and math.isnan(high)
+    mean, low, high = t_interval([0.1] * 5 + [0.09999999999999998] * 5)
+    assert mean == pytest.approx(0.1) and math.isnan(low) and math.isnan(high)
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf])
+def test_infinite_values_are_refused_like_nan(bad):
+    with pytest.raises(ValueError, match=r"t_interval: values contains inf at position\(s\) \[1\]"):
+        t_interval([1.0, bad, 2.0])
+    with pytest.raises(ValueError, match="welch_t: b contains inf"):
+        welch_t([1.0, 2.0], [bad, 1.0], "greater")
+    with pytest.raises(ValueError, match=r"iqm: values contains NaN and inf at position\(s\) \[0, 1\]"):
+        power.iqm([math.nan, bad, 1.0])
+    with pytest.raises(ValueError, match="one_sample_t: value is inf"):
+        stats.one_sample_t([1.0, 2.0], math.inf, "greater")
 
 
 def test_t_interval_empty_is_nan():
@@ -157,6 +175,21 @@ def test_welch_t_matches_hand_formula():
     assert p == pytest.approx(sps.t.sf(t_by_hand, df))
     _, p_less = welch_t(a, b, "less")
     assert p_less == pytest.approx(1 - p)
+
+
+def test_welch_t_is_not_fooled_by_rounding_noise():
+    """Ten 0.1s against five 0.1s and five 0.09999999999999998: two constant groups, no difference. The old
+    scipy-based welch_t said t = 3.0, p = 0.0075 (its precision-loss warning filtered away)."""
+    a, b = [0.1] * 10, [0.1] * 5 + [0.09999999999999998] * 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning may be raised, nor hidden
+        t, p = welch_t(a, b, "greater")
+        assert (t, p) == pytest.approx(stats.welch_diff_test(a, b, 0.0, "greater"), nan_ok=True)
+        assert not p < 0.05
+        assert math.isnan(p)  # both groups constant: no test (the claims call this "no spread")
+        # One group constant up to noise, the other spread: tested against the other's spread alone.
+        t, p = welch_t([0.3, 0.5, 0.4], b, "greater")
+        assert (t, p) == pytest.approx(sps.ttest_1samp([0.3, 0.5, 0.4], 0.1, alternative="greater"))
 
 
 def test_welch_t_edge_cases():
@@ -301,7 +334,8 @@ def test_welch_diff_interval_matches_hand_formula():
 
 
 def test_two_sample_edge_cases():
-    assert stats.welch_diff_interval([1.0, 1.0], [0.5, 0.5]) == (0.5, 0.5, 0.5)  # both constant: exact
+    diff, low, high = stats.welch_diff_interval([1.0, 1.0], [0.5, 0.5])  # both constant: no spread, no interval
+    assert diff == 0.5 and math.isnan(low) and math.isnan(high)
     diff, low, high = stats.welch_diff_interval([1.0], [0.5, 0.7])  # one seed
     assert diff == pytest.approx(0.4) and math.isnan(low) and math.isnan(high)
     assert all(math.isnan(x) for x in stats.welch_diff_test([1.0, 1.0], [0.5, 0.5], 0.0, "greater"))

@@ -86,9 +86,12 @@ def load_seed_metrics(config: dict, results_dir: Path) -> pd.DataFrame:
             for policy in POLICIES:
                 for metric, value in field(policies, policy, f"{path} policies").items():
                     try:
-                        rows.append((experiment, seed, policy, metric, as_float(value)))
+                        number = as_float(value)
                     except (TypeError, ValueError):
                         raise StageError(f"{path}: policies.{policy}.{metric} is not a number: {value!r}") from None
+                    if math.isinf(number):  # null / NaN means not measured; an infinite mean is a broken input
+                        raise StageError(f"{path}: policies.{policy}.{metric} is {value!r}, not a finite number")
+                    rows.append((experiment, seed, policy, metric, number))
     return pd.DataFrame(rows, columns=["experiment", "seed", "policy", "metric", "value"])
 
 
