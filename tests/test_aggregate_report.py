@@ -70,7 +70,9 @@ def test_aggregate_tables_have_expected_shape(full_run):
         "documented",
     ]
     assert len(summary) == 3 * 10 * 2  # experiments x per-policy metrics x policies
-    assert set(summary.ci_type) == {"t 95% over seeds"}
+    assert set(summary.ci_type) >= {"t 95% over seeds", "t 95% over seeds, clipped to [0, 1]"}
+    ratios = summary[summary.metric.str.endswith("_ratio") & summary.ci_low.notna()]
+    assert not ratios.empty and (ratios.ci_low >= 0).all() and (ratios.ci_high <= 1).all()
     no_judge = summary[(summary.experiment == "instruct-short") & summary.metric.str.startswith("judge_")]
     assert len(no_judge) == 6 and (no_judge.n_seeds == 0).all() and no_judge["mean"].isna().all()
     assert (summary[~summary.index.isin(no_judge.index)].n_seeds == 3).all()

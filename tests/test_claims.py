@@ -249,6 +249,23 @@ def test_a_failed_claim_is_not_reproduced(tmp_path):
     assert row.reason.startswith("outside the band [0.957, 0.997]")
 
 
+def test_a_bounded_metric_gets_a_bounded_interval_and_an_honest_mde(tmp_path):
+    """hh-ratio-base with seeds at 0, 0 and 0.95: the t interval over seeds would run from below 0 to above 1,
+    and the smallest effect three such seeds detect (about 1.6) lies past both bounds of a ratio."""
+    results = write_fake_results(tmp_path, comparable=True, benchmarks=False, n_prompts=8)
+    for seed, value in zip((0, 1, 2), (0.0, 0.0, 0.95), strict=True):
+        path = results / "hh-positive" / "evaluate" / f"seed{seed}" / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["policies"]["base"]["judge_positive_ratio"] = value
+        path.write_text(json.dumps(metrics))
+        restamp(path)
+    assert run_claims(results, results / "claims.csv") == 0
+    row = pd.read_csv(results / "claims.csv").set_index("claim_id").loc["hh-ratio-base"]
+    assert (row.ci_low, row.ci_high) == (0.0, 1.0) and row.ci_method == "t 95% over seeds, clipped to [0, 1]"
+    assert math.isinf(row.mde) and row.verdict == "INCONCLUSIVE"
+    assert "not detectable with this many seeds (3)" in row.reason
+
+
 def test_one_seed_is_inconclusive(tmp_path):
     results = write_fake_results(tmp_path, seeds=(0,), comparable=True, benchmarks=False, n_prompts=8)
     assert run_claims(results, results / "claims.csv") == 0

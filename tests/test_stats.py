@@ -89,6 +89,30 @@ def test_t_interval_all_equal_has_no_interval():
     assert mean == pytest.approx(0.1) and math.isnan(low) and math.isnan(high)
 
 
+def test_t_interval_of_a_bounded_metric_stays_in_its_bounds():
+    """Three seeds of a judge ratio, 0, 0 and 0.936: the t interval [-1.03, 1.65] is clipped to [0, 1]
+    (Mandelkern 2002: the intersection keeps the coverage); an unbounded metric keeps the plain interval."""
+    values = [0.0, 0.0, 0.936]
+    mean, low, high = t_interval(values)
+    assert low < 0 and high > 1
+    assert t_interval(values, limits=(0.0, 1.0)) == (mean, 0.0, 1.0)
+    narrow = [0.2, 0.25, 0.3]
+    assert t_interval(narrow, limits=(0.0, 1.0)) == t_interval(narrow)  # inside the bounds: unchanged
+    diff, low, high = stats.welch_diff_interval([0.9, 0.1, 0.95], [0.0, 0.05, 0.0], limits=(-1.0, 1.0))
+    assert -1.0 <= low < diff < high == 1.0
+    with pytest.raises(ValueError, match="clip_to_bounds"):
+        stats.clip_to_bounds(0.0, 1.0, (1.0, 0.0))
+
+
+def test_an_effect_past_the_bounds_is_not_detectable():
+    assert power.detectable(0.5, 0.3, "greater", (0.0, 1.0))
+    assert not power.detectable(0.5, 0.6, "greater", (0.0, 1.0)) and power.detectable(0.5, 0.5, "less", (0.0, 1.0))
+    assert not power.detectable(0.5, 1.02, "two-sided", (0.0, 1.0))  # the issue's mde of 1.02 for a ratio
+    assert power.detectable(0.9, 0.6, "two-sided", (0.0, 1.0))  # 0.9 - 0.6 = 0.3 is a ratio
+    assert power.detectable(0.5, 10.0, "greater", (-math.inf, math.inf))
+    assert power.detectable(0.5, math.nan, "greater", (0.0, 1.0))
+
+
 @pytest.mark.parametrize("bad", [math.inf, -math.inf])
 def test_infinite_values_are_refused_like_nan(bad):
     with pytest.raises(ValueError, match=r"t_interval: values contains inf at position\(s\) \[1\]"):

@@ -23,7 +23,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from rlhf_bench.analysis.metrics import ALPHA, CONFIDENCE, DIRECTIONS, METRIC_ORDER, POLICIES, SPLITS
+from rlhf_bench.analysis.metrics import (
+    ALPHA,
+    CONFIDENCE,
+    DIRECTIONS,
+    METRIC_ORDER,
+    POLICIES,
+    SPLITS,
+    bounds,
+    bounds_note,
+)
 from rlhf_bench.analysis.proportions import per_sample_test
 from rlhf_bench.analysis.stats import t_interval, welch_t, wilson_interval
 from rlhf_bench.io import StageError, field, read_json, read_table, staged_outputs, verified
@@ -102,7 +111,7 @@ def ordered_metrics(metrics) -> list[str]:
 
 
 def summarize_metrics(config: dict, seed_metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and t interval over seeds for each (experiment, metric, policy).
+    """Mean, std and t interval over seeds for each (experiment, metric, policy), clipped to the metric's bounds.
 
     A metric that is null in every seed (a judge metric without a judge) keeps its row with n_seeds 0,
     so the table says plainly that it was not measured instead of dropping it.
@@ -113,11 +122,12 @@ def summarize_metrics(config: dict, seed_metrics: pd.DataFrame) -> pd.DataFrame:
         for metric in ordered_metrics(exp_rows["metric"].unique()):
             for policy in POLICIES:
                 values = exp_rows.loc[(exp_rows.metric == metric) & (exp_rows.policy == policy), "value"].dropna()
-                mean, low, high = t_interval(values.to_numpy(), CONFIDENCE)
+                mean, low, high = t_interval(values.to_numpy(), CONFIDENCE, bounds(metric))
                 std = float(values.std(ddof=1)) if len(values) >= 2 else math.nan
                 rows.append({
                     "experiment": experiment, "metric": metric, "policy": policy, "n_seeds": len(values),
-                    "mean": mean, "std": std, "ci_low": low, "ci_high": high, "ci_type": CI_TYPE,
+                    "mean": mean, "std": std, "ci_low": low, "ci_high": high,
+                    "ci_type": CI_TYPE + bounds_note(bounds(metric)),
                     "documented": as_float(docs.get(f"{metric}_{policy}")),
                 })  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

@@ -37,7 +37,17 @@ from rlhf_bench.analysis.aggregate import (
     rm_metrics_file,
 )
 from rlhf_bench.analysis.claims_file import DEFAULT_CLAIMS, Claim, ClaimsFile, load_claims
-from rlhf_bench.analysis.metrics import CONFIDENCE, LENGTH_METRICS, POLICIES, RM_METRICS, fmt, fmt_p
+from rlhf_bench.analysis.metrics import (
+    CONFIDENCE,
+    LENGTH_METRICS,
+    NOT_DETECTABLE,
+    POLICIES,
+    RM_METRICS,
+    bounds,
+    bounds_note,
+    fmt,
+    fmt_p,
+)
 from rlhf_bench.io import StageError, atomic_write_text, input_file, read_json, verified
 from rlhf_bench.runtime import Stage
 
@@ -133,12 +143,13 @@ def _base_row(claim: Claim) -> dict:
     return row
 
 
-def _seed_summary(row: dict, values: np.ndarray, resamples: int) -> None:
-    """Every seed's value, the mean with its t interval and the IQM with its stratified bootstrap interval."""
+def _seed_summary(row: dict, values: np.ndarray, resamples: int, limits: tuple[float, float]) -> None:
+    """Every seed's value, the mean with its t interval (clipped to `limits`, the range the values can take) and
+    the IQM with its stratified bootstrap interval."""
     row["n_seeds"] = int(values.size)
     row["seed_values"] = ";".join(f"{v:.6g}" for v in values)
-    row["estimate"], row["ci_low"], row["ci_high"] = stats.t_interval(values, CONFIDENCE)
-    row["ci_method"] = "t 95% over seeds"
+    row["estimate"], row["ci_low"], row["ci_high"] = stats.t_interval(values, CONFIDENCE, limits)
+    row["ci_method"] = "t 95% over seeds" + bounds_note(limits)
     row["iqm"], row["iqm_ci_low"], row["iqm_ci_high"] = power.iqm_stratified_bootstrap(
         values, CONFIDENCE, n_resamples=resamples, seed=0
     )
@@ -191,13 +202,22 @@ def _scale(claim: Claim, base: np.ndarray, amount: float) -> float:
     return amount * abs(float(np.mean(base))) if claim.relative else amount
 
 
-def _equivalence_over_seeds(row: dict, values: np.ndarray, documented: float, alpha: float, pw: float) -> None:
+def _bounded_mde(row: dict, start: float, alternative: str, limits: tuple[float, float]) -> None:
+    """An mde that no value within the metric's bounds can reach becomes inf: not detectable with these seeds."""
+    if not power.detectable(start, row["mde"], alternative, limits):
+        row["mde"] = math.inf
+
+
+def _equivalence_over_seeds(
+    row: dict, values: np.ndarray, documented: float, alpha: float, pw: float, limits: tuple[float, float]
+) -> None:
     """TOST of the seeds' values (a policy's, or RLHF minus base) inside the row's band, and its refutation."""
     low, high = row["bound_low"], row["bound_high"]
     row["p_support"] = stats.tost_one_sample(values, low, high)
     row["p_refute"] = stats.one_sample_outside(values, low, high)
     row["p_vs_documented"] = stats.one_sample_t(values, documented, "two-sided")[1]
     row["mde"], row["mde_effect_size"] = power.mde_one_sample(len(values), _sd(values), alpha, pw, "two-sided")
+    _bounded_mde(row, documented, "two-sided", limits)
 
 
 def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
@@ -237,13 +257,15 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
 
     if claim.test in ("value_equivalence", "threshold"):
         values = rlhf if claim.policy == "rlhf" else base
-        _seed_summary(row, values, settings.bootstrap_resamples)
+        limits = bounds(claim.metric)
+        _seed_summary(row, values, settings.bootstrap_resamples, limits)
         if claim.test == "value_equivalence":
-            _equivalence_over_seeds(row, values, claim.documented, alpha, pw)
+            _equivalence_over_seeds(row, values, claim.documented, alpha, pw, limits)
         else:
             row["p_support"] = stats.one_sample_t(values, claim.threshold, "greater")[1]
             row["p_refute"] = stats.one_sample_t(values, claim.threshold, "less")[1]
             row["mde"], row["mde_effect_size"] = power.mde_one_sample(n, _sd(values), alpha, pw, "greater")
+            _bounded_mde(row, claim.threshold, "greater", limits)
         row["reason"] = (
             f"{claim.policy} {claim.metric} {fmt(row['estimate'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
         )
@@ -251,9 +273,10 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
         return row
 
     diffs = rlhf - base
-    _seed_summary(row, diffs, settings.bootstrap_resamples)
+    limits = bounds(claim.metric, difference=True)
+    _seed_summary(row, diffs, settings.bootstrap_resamples, limits)
     if claim.test == "difference_equivalence":
-        _equivalence_over_seeds(row, diffs, claim.documented, alpha, pw)
+        _equivalence_over_seeds(row, diffs, claim.documented, alpha, pw, limits)
     elif claim.test == "non_inferiority":
         margin = _scale(claim, base, claim.margin)
         # Worse by more than the margin is the null of the support test and the alternative of the refute test.
@@ -263,16 +286,18 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
         row["p_support"] = stats.one_sample_t(diffs, limit, better)[1]
         row["p_refute"] = stats.one_sample_t(diffs, limit, worse)[1]
         row["mde"], row["mde_effect_size"] = power.mde_one_sample(n, _sd(diffs), alpha, pw, better)
+        _bounded_mde(row, limit, better, limits)
     elif claim.test == "direction":
         claimed = "greater" if claim.direction == "increase" else "less"
         smallest = _scale(claim, base, claim.min_effect) * (1 if claimed == "greater" else -1)
         row["bound_low" if claimed == "greater" else "bound_high"] = smallest
-        row["estimate"], row["ci_low"], row["ci_high"] = stats.welch_diff_interval(rlhf, base, CONFIDENCE)
-        row["ci_method"] = "Welch 95% over seed means"
+        row["estimate"], row["ci_low"], row["ci_high"] = stats.welch_diff_interval(rlhf, base, CONFIDENCE, limits)
+        row["ci_method"] = "Welch 95% over seed means" + bounds_note(limits)
         row["p_support"] = stats.welch_diff_test(rlhf, base, 0.0, claimed)[1]
         row["p_refute"] = stats.welch_diff_test(rlhf, base, smallest, "less" if claimed == "greater" else "greater")[1]
         row["cohens_d"] = stats.cohens_d(rlhf, base)
         row["mde"], row["mde_effect_size"] = power.mde_two_sample(n, n, _pooled_sd(rlhf, base), alpha, pw, claimed)
+        _bounded_mde(row, float(np.mean(base)), claimed, bounds(claim.metric))
         _per_sample_tests(row, claim, run, claimed)
     row["reason"] = f"RLHF - base {claim.metric} {fmt(row['estimate'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
     _documented_interval(row, claim, run)
@@ -332,8 +357,19 @@ def decide(row: dict, alpha: float, power_: float) -> tuple[str, str]:
         return "NOT REPRODUCED", f"{REFUTED[row['test']].format(bounds=bounds)}: {numbers}; {ps}"
     if row["p_support_holm"] < alpha:
         return "REPRODUCED", f"{SUPPORTED[row['test']].format(bounds=bounds)}: {numbers}; {ps}"
-    mde = f"; smallest effect detectable at {power_:.0%} power {fmt(row['mde'])}" if not math.isnan(row["mde"]) else ""
+    mde = mde_text(row["mde"], power_, row["n_seeds"])
+    mde = f"; {mde}" if mde else ""
     return "INCONCLUSIVE", f"interval too wide to decide: {numbers}; {ps}{mde}"
+
+
+def mde_text(mde: float, power_: float, n_seeds) -> str:
+    """The smallest detectable effect in words, or that none is ('' when there is no mde)."""
+    if math.isnan(mde):
+        return ""
+    if math.isinf(mde):
+        seeds = f" ({int(n_seeds)})" if not math.isnan(n_seeds) else ""
+        return f"smallest effect at {power_:.0%} power: {NOT_DETECTABLE}{seeds}"
+    return f"smallest effect detectable at {power_:.0%} power {fmt(mde)}"
 
 
 SUPPORTED = {

@@ -127,6 +127,21 @@ def mde_two_sample(
     return (float(shift), d)
 
 
+def detectable(start: float, shift: float, alternative: str, limits: tuple[float, float]) -> bool:
+    """Whether an effect of `shift` away from `start` can exist for a quantity in `limits` (metrics.bounds).
+
+    'greater': start + shift must not pass the upper bound; 'less': start - shift the lower; 'two-sided':
+    either. A smallest detectable effect of 1.02 on a ratio that starts at 0.5 is past both bounds: nothing a
+    ratio can do is detectable with this many seeds. NaN shifts are not judged here (True).
+    """
+    _check_alternative(alternative, "detectable")
+    if math.isnan(shift) or math.isnan(start):
+        return True
+    low, high = limits
+    up, down = start + shift <= high, start - shift >= low
+    return {"greater": up, "less": down, "two-sided": up or down}[alternative]
+
+
 def mde_proportion(n: int, p0: float, alpha: float = 0.05, power_: float = 0.8) -> tuple[float, float]:
     """Smallest drop below p0 that a two-sided test on n trials detects with the given power: (drop, h).
 

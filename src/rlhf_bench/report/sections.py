@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from rlhf_bench.analysis.aggregate import REWARD_MODEL, per_sample_values
-from rlhf_bench.analysis.metrics import ALPHA, POLICIES, VERDICTS, fmt, fmt_p
+from rlhf_bench.analysis.metrics import ALPHA, NOT_DETECTABLE, POLICIES, VERDICTS, fmt, fmt_p
 from rlhf_bench.analysis.proportions import PER_SAMPLE_TESTS
 from rlhf_bench.analysis.stats import cliffs_delta, cohens_d
 from rlhf_bench.report.inputs import Inputs
@@ -119,6 +119,11 @@ def claims_abstract(inp: Inputs) -> list[str]:
     return [line, ""]
 
 
+def mde_cell(mde: float) -> str:
+    """claims.csv writes inf where no effect within the metric's bounds is detectable."""
+    return NOT_DETECTABLE if isinstance(mde, float) and math.isinf(mde) else fmt(mde)
+
+
 def section_claims(inp: Inputs) -> list[str]:
     if inp.claims is None:
         return section("Claims", "No claims.csv in this bundle (run the `claims` rule: config/claims.yaml).")
@@ -145,7 +150,7 @@ def section_claims(inp: Inputs) -> list[str]:
                 text(getattr(c, "definition", ""), limit=400),
                 documented,
                 ours,
-                fmt(getattr(c, "mde", math.nan)),
+                mde_cell(getattr(c, "mde", math.nan)),
                 shown,
                 text(c.reason, limit=300),
             ]
