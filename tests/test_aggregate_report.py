@@ -259,6 +259,15 @@ def test_report_writes_markdown_html_and_figures(full_run):
     assert not list(out.glob(".staging-*"))
 
 
+def test_report_setup_table_shows_the_pair_checks(full_run):
+    _, report_dir = full_run
+    md = (report_dir / "report.md").read_text()
+    assert (
+        "pair checks: 4 identical (4 dropped), 2 with a context that differs before the last reply, "
+        "6 with an empty final reply; 296 pairs written"
+    ) in md
+
+
 def test_report_states_comparability_and_drift(full_run):
     _, out = full_run
     md = (out / "report.md").read_text()
