@@ -475,6 +475,16 @@ def test_holm_matches_hand_computation_and_keeps_nan():
     assert all(math.isnan(p) for p in power.holm([float("nan")]))
 
 
+def test_holm_equals_statsmodels_multipletests():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    for size in (1, 2, 7, 18):
+        p = rng.uniform(0, 0.2, size)
+        p[rng.integers(size)] = p[0]  # a tie
+        assert power.holm(p) == pytest.approx(multipletests(p, method="holm")[1], rel=1e-12)
+
+
 def test_mde_one_sample_has_the_stated_power():
     """Plug the detectable d back into the noncentral t distribution: the power is 0.8."""
     for n, alternative in ((3, "greater"), (5, "two-sided"), (10, "less")):

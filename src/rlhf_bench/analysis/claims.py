@@ -390,24 +390,30 @@ REFUTED = {
 }
 
 
-def claims_table(config: dict, results_dir: Path, claims_path: Path) -> pd.DataFrame:
-    """Test every claim, apply Holm across the run's claims, and give each its verdict."""
-    settings = load_claims(claims_path, config["experiments"])
-    run = Run(config, results_dir)
-    rows = [assess_claim(claim, run, settings) for claim in settings.claims]
+def give_verdicts(rows: list[dict], settings: ClaimsFile, comparable: bool = True, profile: str = "?") -> None:
+    """Holm across the run's claims, then each claim's verdict and reason (in place): what claims_table does
+    after testing, and what benchmarks/verdict_calibration.py runs on simulated claims."""
     for column in ("p_support", "p_refute"):
         for row, adjusted in zip(rows, power.holm([r[column] for r in rows]), strict=True):
             row[f"{column}_holm"] = adjusted
     for row in rows:
         row["statistical_verdict"], reason = decide(row, settings.alpha, settings.power)
-        if run.comparable:
+        if comparable:
             row["verdict"], row["reason"] = row["statistical_verdict"], reason
         else:
             row["verdict"] = "NOT COMPARABLE"
             row["reason"] = (
-                f"profile '{run.profile}' is not the documented setting (comparable_to_documented: false); "
+                f"profile '{profile}' is not the documented setting (comparable_to_documented: false); "
                 f"as measured: {row['statistical_verdict']}: {reason}"
             )
+
+
+def claims_table(config: dict, results_dir: Path, claims_path: Path) -> pd.DataFrame:
+    """Test every claim, apply Holm across the run's claims, and give each its verdict."""
+    settings = load_claims(claims_path, config["experiments"])
+    run = Run(config, results_dir)
+    rows = [assess_claim(claim, run, settings) for claim in settings.claims]
+    give_verdicts(rows, settings, run.comparable, run.profile)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
