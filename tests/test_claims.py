@@ -202,14 +202,27 @@ def test_comparable_run_numbers_match_independent_computations(comparable_claims
     assert row.estimate == pytest.approx(ratios.mean())
     assert row.p_support == pytest.approx(sps.ttest_1samp(ratios, 0.5, alternative="greater").pvalue)
 
-    # Direction: one-sided Welch t over seed means, RLHF shorter than base.
+    # Direction, relative: one-sided Welch t over the seeds' log lengths, RLHF shorter than base, and refuted
+    # when the ratio of geometric means is significantly above 0.9 (min_effect 10%).
     base = seed_metric(results, "instruct-short", "base", "length_mean")
     rlhf = seed_metric(results, "instruct-short", "rlhf", "length_mean")
     row = table.loc["instruct-shorter"]
-    assert row.p_support == pytest.approx(sps.ttest_ind(rlhf, base, equal_var=False, alternative="less").pvalue)
-    assert row.estimate == pytest.approx(rlhf.mean() - base.mean())
-    assert row.bound_high == pytest.approx(-0.10 * base.mean())  # min_effect 10% of the base mean
+    logs = np.log(rlhf), np.log(base)
+    assert row.p_support == pytest.approx(sps.ttest_ind(*logs, equal_var=False, alternative="less").pvalue)
+    refute = sps.ttest_ind(logs[0] - math.log(0.9), logs[1], equal_var=False, alternative="greater").pvalue
+    assert row.p_refute == pytest.approx(refute)
+    assert row.estimate == pytest.approx(math.exp(logs[0].mean() - logs[1].mean()))
+    assert row.bound_high == 0.9
+
     assert row.verdict == "REPRODUCED" and -1 <= row.cliffs_delta < 0 and row.ks_p_max < 0.05
+
+    # Non-inferiority, relative: per-seed log ratio of perplexities against log 1.25.
+    ratio = seed_metric(results, "imdb-negative", "rlhf", "perplexity") / seed_metric(
+        results, "imdb-negative", "base", "perplexity"
+    )
+    quality = table.loc["imdb-quality-perplexity"]
+    assert quality.p_support == pytest.approx(sps.ttest_1samp(np.log(ratio), math.log(1.25), alternative="less").pvalue)
+    assert quality.estimate == pytest.approx(sps.gmean(ratio)) and quality.bound_high == 1.25
 
     # Holm over the claims that were tested.
     from statsmodels.stats.multitest import multipletests

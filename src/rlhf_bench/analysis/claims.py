@@ -272,13 +272,17 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
         _documented_interval(row, claim, run)
         return row
 
+    if claim.test == "non_inferiority" and claim.relative:
+        _relative_non_inferiority(row, claim, base, rlhf, settings)
+        _documented_interval(row, claim, run)
+        return row
     diffs = rlhf - base
     limits = bounds(claim.metric, difference=True)
     _seed_summary(row, diffs, settings.bootstrap_resamples, limits)
     if claim.test == "difference_equivalence":
         _equivalence_over_seeds(row, diffs, claim.documented, alpha, pw, limits)
     elif claim.test == "non_inferiority":
-        margin = _scale(claim, base, claim.margin)
+        margin = claim.margin
         # Worse by more than the margin is the null of the support test and the alternative of the refute test.
         limit, better = (margin, "less") if claim.worse == "higher" else (-margin, "greater")
         worse = "greater" if better == "less" else "less"
@@ -287,6 +291,9 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
         row["p_refute"] = stats.one_sample_t(diffs, limit, worse)[1]
         row["mde"], row["mde_effect_size"] = power.mde_one_sample(n, _sd(diffs), alpha, pw, better)
         _bounded_mde(row, limit, better, limits)
+    elif claim.test == "direction" and claim.relative and (base > 0).all() and (rlhf > 0).all():
+        _relative_direction(row, claim, run, base, rlhf, settings)
+        return row
     elif claim.test == "direction":
         claimed = "greater" if claim.direction == "increase" else "less"
         smallest = _scale(claim, base, claim.min_effect) * (1 if claimed == "greater" else -1)
@@ -302,6 +309,66 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
     row["reason"] = f"RLHF - base {claim.metric} {fmt(row['estimate'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
     _documented_interval(row, claim, run)
     return row
+
+
+def _relative_direction(row: dict, claim: Claim, run: Run, base: np.ndarray, rlhf: np.ndarray, settings) -> None:
+    """direction with `relative: true` and positive values: Welch over the seeds' log values, so that the smallest
+    effect is the fixed log(1 -+ min_effect) and a skewed metric is near normal (the verdict calibration found the
+    raw-scale Welch test calling 13% of no-effect runs REPRODUCED with 3 seeds of lengths spread as in the smoke
+    run). The estimate is the ratio of geometric means, RLHF / base, with its Welch interval."""
+    alpha, pw, n = settings.alpha, settings.power, len(run.seeds)
+    claimed = "greater" if claim.direction == "increase" else "less"
+    factor = 1 + claim.min_effect if claimed == "greater" else 1 - claim.min_effect
+    log_rlhf, log_base = np.log(rlhf), np.log(base)
+    _seed_summary(row, rlhf - base, settings.bootstrap_resamples, bounds(claim.metric, difference=True))
+    row["bound_low" if claimed == "greater" else "bound_high"] = factor
+    estimate, low, high = stats.welch_diff_interval(log_rlhf, log_base, CONFIDENCE)
+    row["estimate"], row["ci_low"], row["ci_high"] = (math.exp(v) for v in (estimate, low, high))
+    row["ci_method"] = "Welch 95% over the seeds' log values, as a ratio of geometric means"
+    row["p_support"] = stats.welch_diff_test(log_rlhf, log_base, 0.0, claimed)[1]
+    refute = "less" if claimed == "greater" else "greater"
+    row["p_refute"] = stats.welch_diff_test(log_rlhf, log_base, math.log(factor), refute)[1]
+    row["cohens_d"] = stats.cohens_d(rlhf, base)
+    shift, row["mde_effect_size"] = power.mde_two_sample(n, n, _pooled_sd(log_rlhf, log_base), alpha, pw, claimed)
+    row["mde"] = math.expm1(shift)  # as a fraction of the base value, as min_effect
+    _per_sample_tests(row, claim, run, claimed)
+    row["reason"] = (
+        f"RLHF / base {claim.metric} {fmt(row['estimate'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}] "
+        "(ratio of geometric means over seeds)"
+    )
+    _documented_interval(row, claim, run)
+
+
+def _relative_non_inferiority(row: dict, claim: Claim, base: np.ndarray, rlhf: np.ndarray, settings) -> None:
+    """non_inferiority with `relative: true`: per seed the log of RLHF's value over base's, one-sample t against
+    log(1 + margin) (or log(1 - margin) where lower is worse), shown as the geometric-mean ratio over seeds.
+
+    On the log scale a relative margin is a fixed number, not 25% of a base mean that is itself estimated (which
+    the t test would ignore), and the ratios of a skewed metric such as perplexity are far closer to normal there:
+    the verdict calibration found the difference-scale test calling 15% of runs on the margin's edge REPRODUCED
+    (10 seeds, perplexity spread as in the smoke run). For perplexity the log is the cross-entropy per token."""
+    if (base <= 0).any() or (rlhf <= 0).any():
+        row["reason"] = f"not testable: a relative margin needs positive values of '{claim.metric}' in every seed"
+        return
+    alpha, pw = settings.alpha, settings.power
+    logs = np.log(rlhf) - np.log(base)
+    factor = 1 + claim.margin if claim.worse == "higher" else 1 - claim.margin
+    limit, better = math.log(factor), ("less" if claim.worse == "higher" else "greater")
+    worse = "greater" if better == "less" else "less"
+    _seed_summary(row, logs, settings.bootstrap_resamples, stats.UNBOUNDED)
+    for column in ("estimate", "ci_low", "ci_high", "iqm", "iqm_ci_low", "iqm_ci_high"):
+        row[column] = math.exp(row[column])  # NaN stays NaN
+    row["seed_values"] = ";".join(f"{v:.6g}" for v in rlhf / base)
+    row["ci_method"] = "t 95% over seeds of log(RLHF / base), as a ratio"
+    row["bound_low" if claim.worse == "lower" else "bound_high"] = factor
+    row["p_support"] = stats.one_sample_t(logs, limit, better)[1]
+    row["p_refute"] = stats.one_sample_t(logs, limit, worse)[1]
+    shift, row["mde_effect_size"] = power.mde_one_sample(len(logs), _sd(logs), alpha, pw, better)
+    row["mde"] = math.expm1(shift)  # as a fraction of the base value, as the margin
+    row["reason"] = (
+        f"RLHF / base {claim.metric} {fmt(row['estimate'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}] "
+        "(geometric mean over seeds)"
+    )
 
 
 def _missing_seeds(claim: Claim, run: Run, values: dict[str, np.ndarray]) -> str:
