@@ -279,6 +279,26 @@ def test_a_bounded_metric_gets_a_bounded_interval_and_an_honest_mde(tmp_path):
     assert "not detectable with this many seeds (3)" in row.reason
 
 
+def test_an_inconclusive_claim_says_how_many_seeds_would_decide(comparable_claims):
+    """imdb-predominantly-negative is INCONCLUSIVE with 3 seeds: n_to_decide is the n at which a one-sided t test
+    of the observed mean against 0.5, at the level Holm gave it (alpha over its multiplier), has 80% power."""
+    from statsmodels.stats.power import TTestPower
+
+    results, table = comparable_claims
+    row = table.loc["imdb-predominantly-negative"]
+    assert row.verdict == "INCONCLUSIVE"
+    ratios = seed_metric(results, "imdb-negative", "rlhf", "judge_negative_ratio")
+    multiplier = int((table.p_support.dropna() >= row.p_support).sum())
+    d = (ratios.mean() - 0.5) / ratios.std(ddof=1)
+    n = TTestPower().solve_power(effect_size=d, alpha=0.05 / multiplier, power=0.8, alternative="larger")
+    assert row.n_to_decide == math.ceil(n) and row.n_to_decide > 3
+    assert f"with 3 seeds; about {row.n_to_decide:.0f} would decide at 80% power" in row.reason
+    decided = table[table.verdict != "INCONCLUSIVE"]
+    assert not decided.empty and decided.n_to_decide.isna().all()
+    accuracy = table.loc["imdb-rm-accuracy-train"]  # 190 of 200 pairs: counted in pairs
+    assert "with 200 pairs; about" in accuracy.reason and accuracy.n_to_decide > 200
+
+
 def test_one_seed_is_inconclusive(tmp_path):
     results = write_fake_results(tmp_path, seeds=(0,), comparable=True, benchmarks=False, n_prompts=8)
     assert run_claims(results, results / "claims.csv") == 0

@@ -20,6 +20,7 @@ The test kinds and their hypotheses are described at the top of config/claims.ya
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -111,9 +112,14 @@ COLUMNS = [
     "documented", "bound_low", "bound_high", "n_seeds", "n_samples", "seed_values", "estimate", "ci_low",
     "ci_high", "ci_method", "iqm", "iqm_ci_low", "iqm_ci_high", "p_support", "p_support_holm", "p_refute",
     "p_refute_holm", "p_vs_documented", "cohens_d", "cliffs_delta", "per_seed_test", "per_seed_p_max",
-    "ks_statistic_max", "ks_p_max", "mde", "mde_effect_size", "documented_n", "documented_ci_low",
+    "ks_statistic_max", "ks_p_max", "mde", "mde_effect_size", "n_to_decide", "documented_n", "documented_ci_low",
     "documented_ci_high", "documented_p", "documented_note", "definition", "quote", "seed_file",
 ]  # fmt: skip
+
+
+# A claim's row holds, under this key until the verdicts, how to compute n_to_decide at a given alpha (a
+# functools.partial of one of power.n_to_decide_*); claims.csv does not show it.
+DECIDER = "_n_to_decide"
 
 
 def _sd(values: np.ndarray) -> float:
@@ -214,6 +220,7 @@ def _equivalence_over_seeds(
     """TOST of the seeds' values (a policy's, or RLHF minus base) inside the row's band, and its refutation."""
     low, high = row["bound_low"], row["bound_high"]
     row["p_support"] = stats.tost_one_sample(values, low, high)
+    row[DECIDER] = functools.partial(power.n_to_decide_one_sample, values, low, high, power_=pw)
     row["p_refute"] = stats.one_sample_outside(values, low, high)
     row["p_vs_documented"] = stats.one_sample_t(values, documented, "two-sided")[1]
     row["mde"], row["mde_effect_size"] = power.mde_one_sample(len(values), _sd(values), alpha, pw, "two-sided")
@@ -237,6 +244,7 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
         row.update(n_samples=n, estimate=k / n if n else math.nan, ci_method="Wilson 95% over pairs")
         row["ci_low"], row["ci_high"] = stats.wilson_interval(k, n, CONFIDENCE)
         row["p_support"] = proportions.binomial_tost(k, n, low, high)
+        row[DECIDER] = functools.partial(power.n_to_decide_proportion, k, n, low, high, power_=pw)
         row["p_refute"] = proportions.binomial_outside(k, n, low, high)
         row["p_vs_documented"] = proportions.binomial_test(k, n, claim.documented)
         row["mde"], row["mde_effect_size"] = power.mde_proportion(n, claim.documented, alpha, pw)
@@ -263,6 +271,7 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
             _equivalence_over_seeds(row, values, claim.documented, alpha, pw, limits)
         else:
             row["p_support"] = stats.one_sample_t(values, claim.threshold, "greater")[1]
+            row[DECIDER] = functools.partial(power.n_to_decide_one_sample, values, claim.threshold, math.inf, power_=pw)
             row["p_refute"] = stats.one_sample_t(values, claim.threshold, "less")[1]
             row["mde"], row["mde_effect_size"] = power.mde_one_sample(n, _sd(values), alpha, pw, "greater")
             _bounded_mde(row, claim.threshold, "greater", limits)
@@ -288,6 +297,8 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
         worse = "greater" if better == "less" else "less"
         row["bound_low" if claim.worse == "lower" else "bound_high"] = limit
         row["p_support"] = stats.one_sample_t(diffs, limit, better)[1]
+        band = (-math.inf, limit) if better == "less" else (limit, math.inf)
+        row[DECIDER] = functools.partial(power.n_to_decide_one_sample, diffs, *band, power_=pw)
         row["p_refute"] = stats.one_sample_t(diffs, limit, worse)[1]
         row["mde"], row["mde_effect_size"] = power.mde_one_sample(n, _sd(diffs), alpha, pw, better)
         _bounded_mde(row, limit, better, limits)
@@ -301,6 +312,7 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
         row["estimate"], row["ci_low"], row["ci_high"] = stats.welch_diff_interval(rlhf, base, CONFIDENCE, limits)
         row["ci_method"] = "Welch 95% over seed means" + bounds_note(limits)
         row["p_support"] = stats.welch_diff_test(rlhf, base, 0.0, claimed)[1]
+        row[DECIDER] = functools.partial(power.n_to_decide_two_sample, rlhf, base, smallest, claimed, power_=pw)
         row["p_refute"] = stats.welch_diff_test(rlhf, base, smallest, "less" if claimed == "greater" else "greater")[1]
         row["cohens_d"] = stats.cohens_d(rlhf, base)
         row["mde"], row["mde_effect_size"] = power.mde_two_sample(n, n, _pooled_sd(rlhf, base), alpha, pw, claimed)
@@ -326,6 +338,8 @@ def _relative_direction(row: dict, claim: Claim, run: Run, base: np.ndarray, rlh
     row["estimate"], row["ci_low"], row["ci_high"] = (math.exp(v) for v in (estimate, low, high))
     row["ci_method"] = "Welch 95% over the seeds' log values, as a ratio of geometric means"
     row["p_support"] = stats.welch_diff_test(log_rlhf, log_base, 0.0, claimed)[1]
+    decider = power.n_to_decide_two_sample
+    row[DECIDER] = functools.partial(decider, log_rlhf, log_base, math.log(factor), claimed, power_=pw)
     refute = "less" if claimed == "greater" else "greater"
     row["p_refute"] = stats.welch_diff_test(log_rlhf, log_base, math.log(factor), refute)[1]
     row["cohens_d"] = stats.cohens_d(rlhf, base)
@@ -362,6 +376,8 @@ def _relative_non_inferiority(row: dict, claim: Claim, base: np.ndarray, rlhf: n
     row["ci_method"] = "t 95% over seeds of log(RLHF / base), as a ratio"
     row["bound_low" if claim.worse == "lower" else "bound_high"] = factor
     row["p_support"] = stats.one_sample_t(logs, limit, better)[1]
+    band = (-math.inf, limit) if better == "less" else (limit, math.inf)
+    row[DECIDER] = functools.partial(power.n_to_decide_one_sample, logs, *band, power_=pw)
     row["p_refute"] = stats.one_sample_t(logs, limit, worse)[1]
     shift, row["mde_effect_size"] = power.mde_one_sample(len(logs), _sd(logs), alpha, pw, better)
     row["mde"] = math.expm1(shift)  # as a fraction of the base value, as the margin
@@ -426,7 +442,21 @@ def decide(row: dict, alpha: float, power_: float) -> tuple[str, str]:
         return "REPRODUCED", f"{SUPPORTED[row['test']].format(bounds=bounds)}: {numbers}; {ps}"
     mde = mde_text(row["mde"], power_, row["n_seeds"])
     mde = f"; {mde}" if mde else ""
-    return "INCONCLUSIVE", f"interval too wide to decide: {numbers}; {ps}{mde}"
+    return "INCONCLUSIVE", f"interval too wide to decide{would_decide(row, power_)}: {numbers}; {ps}{mde}"
+
+
+def would_decide(row: dict, power_: float) -> str:
+    """' with 5 seeds; about 12 would decide at 80% power' (pairs for an accuracy), from n_to_decide."""
+    need = row.get("n_to_decide", math.nan)
+    if need is None or math.isnan(need):
+        return ""
+    pairs = row["test"] == "proportion_equivalence"
+    unit, have = ("pairs", row["n_samples"]) if pairs else ("seeds", row["n_seeds"])
+    if math.isinf(need):
+        return f" with {fmt(have)} {unit}; no number up to {fmt(power.MAX_N)} would decide at {power_:.0%} power"
+    if need <= have:  # the observed effect is large enough: this run was among the unlucky reruns
+        return f" with {fmt(have)} {unit}; at the observed spread {fmt(need)} would decide {power_:.0%} of reruns"
+    return f" with {fmt(have)} {unit}; about {fmt(need)} would decide at {power_:.0%} power"
 
 
 def mde_text(mde: float, power_: float, n_seeds) -> str:
@@ -457,12 +487,27 @@ REFUTED = {
 }
 
 
+def _n_to_decide(rows: list[dict], alpha: float) -> None:
+    """n_to_decide of every claim that neither test decides: the seeds (pairs, for an accuracy) at which its
+    support or refute test would decide with 80% power if the observed mean and spread were the truth, at the
+    level Holm gave it in this run (alpha over its Holm multiplier on the support p-values)."""
+    tested = [r["p_support"] for r in rows if not math.isnan(r["p_support"])]
+    for row in rows:
+        decider = row.pop(DECIDER, None)
+        undecided = not (row["p_support_holm"] < alpha or row["p_refute_holm"] < alpha)
+        if decider is None or math.isnan(row["p_support"]) or not undecided:
+            continue
+        multiplier = sum(p >= row["p_support"] for p in tested)
+        row["n_to_decide"] = decider(alpha=alpha / max(multiplier, 1))
+
+
 def give_verdicts(rows: list[dict], settings: ClaimsFile, comparable: bool = True, profile: str = "?") -> None:
     """Holm across the run's claims, then each claim's verdict and reason (in place): what claims_table does
     after testing, and what benchmarks/verdict_calibration.py runs on simulated claims."""
     for column in ("p_support", "p_refute"):
         for row, adjusted in zip(rows, power.holm([r[column] for r in rows]), strict=True):
             row[f"{column}_holm"] = adjusted
+    _n_to_decide(rows, settings.alpha)
     for row in rows:
         row["statistical_verdict"], reason = decide(row, settings.alpha, settings.power)
         if comparable:

@@ -175,3 +175,70 @@ def mde_proportion(n: int, p0: float, alpha: float = 0.05, power_: float = 0.8) 
     angle = 2.0 * math.asin(math.sqrt(p0)) - h
     p1 = math.sin(max(angle, 0.0) / 2.0) ** 2
     return (p0 - p1, h)
+
+
+# --------------------------------------------------------------------------- how many would decide
+
+MAX_N = 100_000  # beyond this many seeds or samples, "would decide" is reported as never (inf)
+
+
+def _n_for(d: float, alpha: float, power_: float, two_sample: bool) -> float:
+    """Smallest n (per group) at which a one-sided t test at alpha detects Cohen's d with the given power."""
+    if not d > 0 or math.isnan(d):
+        return math.inf
+    solver = power.TTestIndPower() if two_sample else power.TTestPower()
+    try:
+        kwargs = {"nobs1": None, "ratio": 1.0} if two_sample else {"nobs": None}
+        n = float(solver.solve_power(effect_size=d, alpha=alpha, power=power_, alternative="larger", **kwargs))
+    except (ValueError, RuntimeError):  # statsmodels' root finder gives up far out: as good as never
+        return math.inf
+    n = max(2.0, math.ceil(n - 1e-9))
+    return n if n <= MAX_N else math.inf
+
+
+def n_to_decide_one_sample(values, low: float, high: float, alpha: float = 0.05, power_: float = 0.8) -> float:
+    """How many seeds would decide a claim on the mean of `values` lying in (low, high) at the given power, if the
+    observed mean and SD were the truth (Colas et al. 2018, "How many random seeds?"): the support test when the
+    mean lies inside (TOST: its nearer edge at alpha), else the refute test (the farther side of a band at
+    alpha / 2, as outside_p; a one-sided bound at alpha). An infinite bound is no bound. NaN without spread."""
+    arr = _finite_array(values, "values", "n_to_decide_one_sample")
+    if arr.size < 2 or _constant(arr):
+        return math.nan
+    mean, sd = float(arr.mean()), float(arr.std(ddof=1))
+    if low < mean < high:
+        return _n_for(min(mean - low, high - mean) / sd, alpha, power_, two_sample=False)
+    level = alpha / 2 if math.isfinite(low) and math.isfinite(high) else alpha
+    return _n_for(max(low - mean, mean - high) / sd, level, power_, two_sample=False)
+
+
+def n_to_decide_two_sample(a, b, smallest: float, alternative: str, alpha: float = 0.05, power_: float = 0.8):
+    """As n_to_decide_one_sample for a direction claim over seeds (Welch, both groups the same size): the support
+    test (mean(a) - mean(b) beyond 0 in `alternative`) or the refute test (short of `smallest`), whichever the
+    observed difference points to needs fewer seeds per group."""
+    _check_alternative(alternative, "n_to_decide_two_sample")
+    x = _finite_array(a, "a", "n_to_decide_two_sample")
+    y = _finite_array(b, "b", "n_to_decide_two_sample")
+    if x.size < 2 or y.size < 2 or (_constant(x) and _constant(y)):
+        return math.nan
+    sd = math.sqrt((x.var(ddof=1) + y.var(ddof=1)) / 2)
+    sign = 1.0 if alternative == "greater" else -1.0
+    diff = sign * float(x.mean() - y.mean())
+    support = _n_for(diff / sd, alpha, power_, two_sample=True)
+    refute = _n_for((sign * smallest - diff) / sd, alpha, power_, two_sample=True)
+    return min(support, refute)
+
+
+def n_to_decide_proportion(successes: int, n: int, low: float, high: float, alpha=0.05, power_=0.8) -> float:
+    """Pairs that would decide an accuracy's equivalence band at the given power if the observed proportion were
+    the truth (normal approximation of the exact binomial tests): n = ((z_a + z_power) sqrt(p (1 - p)) / dist)^2."""
+    if n == 0:
+        return math.nan
+    p = successes / n
+    inside = low < p < high
+    dist = min(p - low, high - p) if inside else max(low - p, p - high)
+    level = alpha if inside else alpha / 2
+    sd = math.sqrt(max(p * (1 - p), 1.0 / (4 * n * n)))  # at 0/n or n/n, the spread of half a pair
+    if not dist > 0:
+        return math.inf
+    need = math.ceil(((sps.norm.isf(level) + sps.norm.ppf(power_)) * sd / dist) ** 2)
+    return float(need) if need <= MAX_N * 100 else math.inf
