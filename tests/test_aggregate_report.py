@@ -268,6 +268,23 @@ def test_report_setup_table_shows_the_pair_checks(full_run):
     ) in md
 
 
+def test_report_claims_show_stability_and_seeds_that_would_decide(tmp_path):
+    from rlhf_bench.analysis import claims
+
+    results = write_fake_results(tmp_path, profile="paper", comparable=True, benchmarks=False, n_prompts=8)
+    assert aggregate.main(cli_args(results, results)) == 0
+    args = ["--config", str(results / "config.json"), "--results-dir", str(results)]
+    assert claims.main([*args, "--out", str(results / "claims.csv")]) == 0
+    table = pd.read_csv(results / "claims.csv").set_index("claim_id")
+    assert render.main(cli_args(results, tmp_path / "report")) == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    row = table.loc["imdb-predominantly-negative"]
+    assert f"**{row.verdict}**, holds in {row.verdict_stability:.2f} of reruns with 3 seeds" in md
+    undecided = table[(table.test != "proportion_equivalence") & table.n_to_decide.notna()]
+    assert not undecided.empty
+    assert f"about {undecided.iloc[0].n_to_decide:.0f} seeds would decide at 80% power" in md
+
+
 def test_report_states_comparability_and_drift(full_run):
     _, out = full_run
     md = (out / "report.md").read_text()

@@ -299,6 +299,31 @@ def test_an_inconclusive_claim_says_how_many_seeds_would_decide(comparable_claim
     assert "with 200 pairs; about" in accuracy.reason and accuracy.n_to_decide > 200
 
 
+def test_each_verdict_carries_its_stability_over_bootstrap_reruns(comparable_claims):
+    """instruct-shorter (RLHF about half as long in every seed) is REPRODUCED in nearly every bootstrap rerun of
+    its seeds; a claim that no test can decide (not measured) has no stability; every share is a share."""
+    _, table = comparable_claims
+    shorter = table.loc["instruct-shorter"]
+    assert shorter.verdict == "REPRODUCED" and shorter.verdict_stability >= 0.8
+    assert f"the same verdict in {shorter.verdict_stability:.2f} of 100 bootstrap reruns with 3 seeds" in shorter.reason
+    assert math.isnan(table.loc["lora-fewer-parameters", "verdict_stability"])
+    measured = table.verdict_stability.dropna()
+    assert len(measured) == 16 and ((measured >= 0) & (measured <= 1)).all()
+    assert "pairs redrawn" in table.loc["imdb-rm-accuracy-train", "reason"]
+
+
+def test_resampled_run_draws_seeds_with_replacement_for_all_claims_at_once(comparable_claims):
+    results, _ = comparable_claims
+    run = claims.Run(json.loads((results / "config.json").read_text()), results)
+    index = np.array([2, 2, 0])
+    rerun = claims.ResampledRun(run, index, np.random.default_rng(0))
+    for metric in ("length_mean", "perplexity"):
+        original = run.seed_values("instruct-short", metric, "rlhf")
+        assert rerun.seed_values("instruct-short", metric, "rlhf").tolist() == original[index].tolist()
+    first = rerun.pair_counts("imdb-negative", "train")
+    assert rerun.pair_counts("imdb-negative", "train") == first and first[1] == 200  # one draw per rerun
+
+
 def test_one_seed_is_inconclusive(tmp_path):
     results = write_fake_results(tmp_path, seeds=(0,), comparable=True, benchmarks=False, n_prompts=8)
     assert run_claims(results, results / "claims.csv") == 0

@@ -20,6 +20,7 @@ The test kinds and their hypotheses are described at the top of config/claims.ya
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from pathlib import Path
@@ -64,6 +65,7 @@ class Run:
         self.seeds = list(self.config["seeds"])
         self.metrics = load_seed_metrics(self.config, results_dir)
         self._samples = {}
+        self._values = {}
 
     @property
     def profile(self) -> str:
@@ -78,6 +80,12 @@ class Run:
 
     def seed_values(self, experiment: str, metric: str, policy: str) -> np.ndarray:
         """The metric of one policy in every seed, in seed order; NaN where metrics.json has null."""
+        key = (experiment, metric, policy)
+        if key not in self._values:
+            self._values[key] = self._seed_values(*key)
+        return self._values[key].copy()
+
+    def _seed_values(self, experiment: str, metric: str, policy: str) -> np.ndarray:
         rows = self.metrics[
             (self.metrics.experiment == experiment) & (self.metrics.metric == metric) & (self.metrics.policy == policy)
         ].set_index("seed")["value"]
@@ -112,8 +120,8 @@ COLUMNS = [
     "documented", "bound_low", "bound_high", "n_seeds", "n_samples", "seed_values", "estimate", "ci_low",
     "ci_high", "ci_method", "iqm", "iqm_ci_low", "iqm_ci_high", "p_support", "p_support_holm", "p_refute",
     "p_refute_holm", "p_vs_documented", "cohens_d", "cliffs_delta", "per_seed_test", "per_seed_p_max",
-    "ks_statistic_max", "ks_p_max", "mde", "mde_effect_size", "n_to_decide", "documented_n", "documented_ci_low",
-    "documented_ci_high", "documented_p", "documented_note", "definition", "quote", "seed_file",
+    "ks_statistic_max", "ks_p_max", "mde", "mde_effect_size", "n_to_decide", "verdict_stability", "documented_n",
+    "documented_ci_low", "documented_ci_high", "documented_p", "documented_note", "definition", "quote", "seed_file",
 ]  # fmt: skip
 
 
@@ -156,6 +164,9 @@ def _seed_summary(row: dict, values: np.ndarray, resamples: int, limits: tuple[f
     row["seed_values"] = ";".join(f"{v:.6g}" for v in values)
     row["estimate"], row["ci_low"], row["ci_high"] = stats.t_interval(values, CONFIDENCE, limits)
     row["ci_method"] = "t 95% over seeds" + bounds_note(limits)
+    if not resamples:  # a rerun of verdict_stability or the calibration: the IQM plays no part in a verdict
+        row["iqm"] = power.iqm(values)
+        return
     row["iqm"], row["iqm_ci_low"], row["iqm_ci_high"] = power.iqm_stratified_bootstrap(
         values, CONFIDENCE, n_resamples=resamples, seed=0
     )
@@ -501,15 +512,35 @@ def _n_to_decide(rows: list[dict], alpha: float) -> None:
         row["n_to_decide"] = decider(alpha=alpha / max(multiplier, 1))
 
 
-def give_verdicts(rows: list[dict], settings: ClaimsFile, comparable: bool = True, profile: str = "?") -> None:
+def give_verdicts(
+    rows: list[dict],
+    settings: ClaimsFile,
+    comparable: bool = True,
+    profile: str = "?",
+    stability: list[float] | None = None,
+) -> None:
     """Holm across the run's claims, then each claim's verdict and reason (in place): what claims_table does
-    after testing, and what benchmarks/verdict_calibration.py runs on simulated claims."""
+    after testing, and what benchmarks/verdict_calibration.py and verdict_stability run on simulated or
+    resampled claims. `stability`: each claim's verdict_stability, given once the verdicts are known (else no
+    n_to_decide either: neither is asked of a rerun)."""
     for column in ("p_support", "p_refute"):
         for row, adjusted in zip(rows, power.holm([r[column] for r in rows]), strict=True):
             row[f"{column}_holm"] = adjusted
-    _n_to_decide(rows, settings.alpha)
-    for row in rows:
+    if stability is not None:
+        _n_to_decide(rows, settings.alpha)
+    for index, row in enumerate(rows):
+        row.pop(DECIDER, None)
         row["statistical_verdict"], reason = decide(row, settings.alpha, settings.power)
+        if stability is not None and not math.isnan(stability[index]):
+            row["verdict_stability"] = stability[index]
+            rerun = (
+                f"with {row['n_samples']:.0f} pairs redrawn"
+                if row["test"] == "proportion_equivalence"
+                else f"with {row['n_seeds']:.0f} seeds"
+            )
+            reason += (
+                f"; the same verdict in {stability[index]:.2f} of {settings.stability_reruns} bootstrap reruns {rerun}"
+            )
         if comparable:
             row["verdict"], row["reason"] = row["statistical_verdict"], reason
         else:
@@ -520,12 +551,63 @@ def give_verdicts(rows: list[dict], settings: ClaimsFile, comparable: bool = Tru
             )
 
 
+class ResampledRun:
+    """A bootstrap rerun of a run: its seeds drawn with replacement (one draw for all claims, as a rerun gives
+    every claim the same seeds) and each accuracy's count redrawn binomially from the observed proportion."""
+
+    def __init__(self, run, index: np.ndarray, rng: np.random.Generator):
+        self.run, self.index, self.rng = run, index, rng
+        self.seeds = list(range(index.size))
+        self.profile, self.comparable = run.profile, run.comparable
+        self._counts = {}
+
+    def has(self, experiment: str) -> bool:
+        return self.run.has(experiment)
+
+    def seed_values(self, experiment: str, metric: str, policy: str) -> np.ndarray:
+        return self.run.seed_values(experiment, metric, policy)[self.index]
+
+    def pair_counts(self, experiment: str, split: str) -> tuple[int, int]:
+        if (experiment, split) not in self._counts:
+            k, n = self.run.pair_counts(experiment, split)
+            self._counts[experiment, split] = (int(self.rng.binomial(n, k / n)) if n else 0, n)
+        return self._counts[experiment, split]
+
+    def sample_values(self, experiment: str, metric: str, seed: int):
+        return None  # the per-sample tests beside a verdict play no part in it
+
+
+def verdict_stability(run, settings: ClaimsFile, observed: list[str]) -> list[float]:
+    """How often a rerun with as many seeds gives each claim its observed statistical verdict: the share of
+    settings.stability_reruns bootstrap reruns (ResampledRun, the whole family with Holm) that agree. NaN for a
+    claim that no test decides either way (not measured, not run) and when stability_reruns is 0.
+
+    A bootstrap over 3 to 5 seeds is coarse (a resample of identical seeds has no spread and decides nothing),
+    so read the number as a guide to how close a verdict is to flipping, not as a probability to three digits."""
+    if settings.stability_reruns == 0 or not run.seeds:
+        return [math.nan] * len(observed)
+    fast = dataclasses.replace(settings, bootstrap_resamples=0)  # no IQM intervals (_seed_summary)
+    rng = np.random.default_rng(0)
+    same = np.zeros(len(observed))
+    for _ in range(settings.stability_reruns):
+        rerun = ResampledRun(run, rng.integers(0, len(run.seeds), len(run.seeds)), rng)
+        rows = [assess_claim(claim, rerun, fast) for claim in settings.claims]
+        give_verdicts(rows, fast)
+        same += [row["statistical_verdict"] == verdict for row, verdict in zip(rows, observed, strict=True)]
+    return (same / settings.stability_reruns).tolist()
+
+
 def claims_table(config: dict, results_dir: Path, claims_path: Path) -> pd.DataFrame:
-    """Test every claim, apply Holm across the run's claims, and give each its verdict."""
+    """Test every claim, apply Holm across the run's claims, give each its verdict and its stability."""
     settings = load_claims(claims_path, config["experiments"])
     run = Run(config, results_dir)
     rows = [assess_claim(claim, run, settings) for claim in settings.claims]
-    give_verdicts(rows, settings, run.comparable, run.profile)
+    probe = [{k: v for k, v in row.items() if k != DECIDER} for row in rows]
+    give_verdicts(probe, settings)
+    decidable = [not (math.isnan(r["p_support"]) and math.isnan(r["p_refute"])) for r in probe]
+    stability = verdict_stability(run, settings, [r["statistical_verdict"] for r in probe])
+    stability = [s if ok else math.nan for s, ok in zip(stability, decidable, strict=True)]
+    give_verdicts(rows, settings, run.comparable, run.profile, stability)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
