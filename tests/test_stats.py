@@ -485,6 +485,22 @@ def test_holm_equals_statsmodels_multipletests():
         assert power.holm(p) == pytest.approx(multipletests(p, method="holm")[1], rel=1e-12)
 
 
+def test_n_to_decide_has_the_stated_power_and_says_never_when_nothing_would():
+    from statsmodels.stats.power import TTestPower
+
+    values = [0.594, 0.611, 0.514, 0.676, 0.588]  # imdb-cpu's judge-negative ratios against the threshold 0.5
+    n = power.n_to_decide_one_sample(values, 0.5, math.inf, alpha=0.01)
+    d = (np.mean(values) - 0.5) / np.std(values, ddof=1)
+    assert (
+        TTestPower().power(d, n, 0.01, alternative="larger")
+        >= 0.8
+        > TTestPower().power(d, n - 1, 0.01, alternative="larger")
+    )
+    assert math.isinf(power.n_to_decide_one_sample([0.5, 0.49, 0.51], 0.5, math.inf))  # on the edge: never
+    assert math.isinf(power.n_to_decide_two_sample([1.0, 1.1, 0.9], [1.0, 0.9, 1.1], 1e-9, "greater"))
+    assert math.isnan(power.n_to_decide_one_sample([0.5, 0.5], 0.0, 1.0))  # no spread
+
+
 def test_mde_one_sample_has_the_stated_power():
     """Plug the detectable d back into the noncentral t distribution: the power is 0.8."""
     for n, alternative in ((3, "greater"), (5, "two-sided"), (10, "less")):

@@ -192,6 +192,8 @@ def _n_for(d: float, alpha: float, power_: float, two_sample: bool) -> float:
         n = float(solver.solve_power(effect_size=d, alpha=alpha, power=power_, alternative="larger", **kwargs))
     except (ValueError, RuntimeError):  # statsmodels' root finder gives up far out: as good as never
         return math.inf
+    if not math.isfinite(n):
+        return math.inf
     n = max(2.0, math.ceil(n - 1e-9))
     return n if n <= MAX_N else math.inf
 
