@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     settings = load_claims(args.claims)
+    revision = commit()  # the code that runs: read before the minutes of simulation, not after
     started = time.perf_counter()
     frame = calibration.simulate(settings, args.runs, seed=args.seed)
     table = calibration.rates(frame, settings.alpha)
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
     header = (
         f"verdict calibration: {args.runs} simulated runs per (seed count, truth) of the {len(settings.claims)} "
         f"claims of {args.claims.name}, alpha {settings.alpha}; {seconds / 60:.1f} min on {time.strftime('%Y-%m-%d')} "
-        f"({datetime.now(UTC):%H:%M} UTC), commit {commit()}.\n"
+        f"({datetime.now(UTC):%H:%M} UTC), commit {revision}.\n"
         "Rates are shares of claim verdicts of that kind. 'worst': each claim decided as if the other claims of its\n"
         "run were decided with tiny p-values (Holm then tests it at alpha); 'Holm 18': Holm across the whole\n"
         "simulated run, all its claims at the same truth. calibrated: every worst-case false rate <= alpha + 3\n"
