@@ -289,7 +289,12 @@ def write_fake_results(
             for f in ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl")
         }
         _write_json(exp_dir / "data" / "checksums.json", checksums)
-        _write_json(exp_dir / "data" / "provenance.json", _provenance("data", name, None, checksums, []))
+        record = _provenance("data", name, None, checksums, [])
+        record["pair_checks"] = {  # as the data stage records them (train.data.check_pairs)
+            split: {"built": n, "identical": 2, "context_differs": 1, "empty_reply": 3, "dropped": 2, "written": n - 2}
+            for split, n in (("pairs_train.jsonl", 200), ("pairs_test.jsonl", 100))
+        }
+        _write_json(exp_dir / "data" / "provenance.json", record)
         if runs_sft(config["experiments"][name]):
             _write_json(exp_dir / "sft" / "provenance.json", _provenance("sft", name, None, checksums, []))
         _write_json(

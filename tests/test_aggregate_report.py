@@ -70,7 +70,9 @@ def test_aggregate_tables_have_expected_shape(full_run):
         "documented",
     ]
     assert len(summary) == 3 * 10 * 2  # experiments x per-policy metrics x policies
-    assert set(summary.ci_type) == {"t 95% over seeds"}
+    assert set(summary.ci_type) >= {"t 95% over seeds", "t 95% over seeds, clipped to [0, 1]"}
+    ratios = summary[summary.metric.str.endswith("_ratio") & summary.ci_low.notna()]
+    assert not ratios.empty and (ratios.ci_low >= 0).all() and (ratios.ci_high <= 1).all()
     no_judge = summary[(summary.experiment == "instruct-short") & summary.metric.str.startswith("judge_")]
     assert len(no_judge) == 6 and (no_judge.n_seeds == 0).all() and no_judge["mean"].isna().all()
     assert (summary[~summary.index.isin(no_judge.index)].n_seeds == 3).all()
@@ -128,22 +130,22 @@ def test_summary_means_equal_the_metrics_files(full_run):
         assert (math.isnan(row.documented) and doc is None) or row.documented == doc
 
 
-def test_mann_whitney_uses_judge_label_indicator(full_run):
-    """The per-seed test of a judge ratio is on the 0/1 label indicator of the samples."""
+def test_judge_ratio_per_seed_test_is_fishers_exact_on_the_labels(full_run):
+    """The per-seed test of a judge ratio is Fisher's exact test on the 0/1 label counts of the samples."""
     results, _ = full_run
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import fisher_exact
 
     samples = pd.read_parquet(results / "hh-positive" / "evaluate" / "seed1" / "samples.parquet")
-    positive = samples.judge_label.eq("positive").astype(float)
-    expected = mannwhitneyu(
-        positive[samples.policy == "rlhf"], positive[samples.policy == "base"], alternative="greater"
-    )
+    positive = samples.judge_label.eq("positive")
+    rlhf, base = positive[samples.policy == "rlhf"], positive[samples.policy == "base"]
+    table = [[rlhf.sum(), (~rlhf).sum()], [base.sum(), (~base).sum()]]
     tests = pd.read_csv(results / "tests.csv", dtype={"seed": str})
     row = tests[
         (tests.experiment == "hh-positive") & (tests.metric == "judge_positive_ratio") & (tests.seed == "1")
     ].iloc[0]
-    assert row.test == "mann_whitney_u"
-    assert (row.statistic, row.p_value) == pytest.approx((expected.statistic, expected.pvalue))
+    assert row.test == "fisher_exact"
+    assert row.p_value == pytest.approx(fisher_exact(table, alternative="greater").pvalue)
+    assert row.statistic == pytest.approx(rlhf.mean() - base.mean())
 
 
 def test_aggregate_hand_checked_values(small_results, tmp_path):
@@ -183,6 +185,17 @@ def test_aggregate_missing_file_exits_2_with_one_line(small_results, tmp_path, c
     assert err.count("\n") == 1 and "Traceback" not in err
     assert str(missing) in err and "'evaluate'" in err
     assert not out.exists()
+
+
+def test_aggregate_refuses_an_infinite_metric_with_one_line(small_results, tmp_path, capsys):
+    path = small_results / "instruct-short" / "evaluate" / "seed1" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["policies"]["rlhf"]["perplexity"] = math.inf  # json writes Infinity
+    path.write_text(json.dumps(metrics))
+    restamp(path)
+    assert aggregate.main(cli_args(small_results, tmp_path / "agg")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "policies.rlhf.perplexity is inf, not a finite number" in err
 
 
 def test_aggregate_cli_missing_rm_metrics(small_results, tmp_path):
@@ -244,6 +257,32 @@ def test_report_writes_markdown_html_and_figures(full_run):
         assert figure.stat().st_size > 5_000
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob(".staging-*"))
+
+
+def test_report_setup_table_shows_the_pair_checks(full_run):
+    _, report_dir = full_run
+    md = (report_dir / "report.md").read_text()
+    assert (
+        "pair checks: 4 identical (4 dropped), 2 with a context that differs before the last reply, "
+        "6 with an empty final reply; 296 pairs written"
+    ) in md
+
+
+def test_report_claims_show_stability_and_seeds_that_would_decide(tmp_path):
+    from rlhf_bench.analysis import claims
+
+    results = write_fake_results(tmp_path, profile="paper", comparable=True, benchmarks=False, n_prompts=8)
+    assert aggregate.main(cli_args(results, results)) == 0
+    args = ["--config", str(results / "config.json"), "--results-dir", str(results)]
+    assert claims.main([*args, "--out", str(results / "claims.csv")]) == 0
+    table = pd.read_csv(results / "claims.csv").set_index("claim_id")
+    assert render.main(cli_args(results, tmp_path / "report")) == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    row = table.loc["imdb-predominantly-negative"]
+    assert f"**{row.verdict}**, holds in {row.verdict_stability:.2f} of reruns with 3 seeds" in md
+    undecided = table[(table.test != "proportion_equivalence") & table.n_to_decide.notna()]
+    assert not undecided.empty
+    assert f"about {undecided.iloc[0].n_to_decide:.0f} seeds would decide at 80% power" in md
 
 
 def test_report_states_comparability_and_drift(full_run):

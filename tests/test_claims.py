@@ -202,14 +202,27 @@ def test_comparable_run_numbers_match_independent_computations(comparable_claims
     assert row.estimate == pytest.approx(ratios.mean())
     assert row.p_support == pytest.approx(sps.ttest_1samp(ratios, 0.5, alternative="greater").pvalue)
 
-    # Direction: one-sided Welch t over seed means, RLHF shorter than base.
+    # Direction, relative: one-sided Welch t over the seeds' log lengths, RLHF shorter than base, and refuted
+    # when the ratio of geometric means is significantly above 0.9 (min_effect 10%).
     base = seed_metric(results, "instruct-short", "base", "length_mean")
     rlhf = seed_metric(results, "instruct-short", "rlhf", "length_mean")
     row = table.loc["instruct-shorter"]
-    assert row.p_support == pytest.approx(sps.ttest_ind(rlhf, base, equal_var=False, alternative="less").pvalue)
-    assert row.estimate == pytest.approx(rlhf.mean() - base.mean())
-    assert row.bound_high == pytest.approx(-0.10 * base.mean())  # min_effect 10% of the base mean
+    logs = np.log(rlhf), np.log(base)
+    assert row.p_support == pytest.approx(sps.ttest_ind(*logs, equal_var=False, alternative="less").pvalue)
+    refute = sps.ttest_ind(logs[0] - math.log(0.9), logs[1], equal_var=False, alternative="greater").pvalue
+    assert row.p_refute == pytest.approx(refute)
+    assert row.estimate == pytest.approx(math.exp(logs[0].mean() - logs[1].mean()))
+    assert row.bound_high == 0.9
+
     assert row.verdict == "REPRODUCED" and -1 <= row.cliffs_delta < 0 and row.ks_p_max < 0.05
+
+    # Non-inferiority, relative: per-seed log ratio of perplexities against log 1.25.
+    ratio = seed_metric(results, "imdb-negative", "rlhf", "perplexity") / seed_metric(
+        results, "imdb-negative", "base", "perplexity"
+    )
+    quality = table.loc["imdb-quality-perplexity"]
+    assert quality.p_support == pytest.approx(sps.ttest_1samp(np.log(ratio), math.log(1.25), alternative="less").pvalue)
+    assert quality.estimate == pytest.approx(sps.gmean(ratio)) and quality.bound_high == 1.25
 
     # Holm over the claims that were tested.
     from statsmodels.stats.multitest import multipletests
@@ -247,6 +260,68 @@ def test_a_failed_claim_is_not_reproduced(tmp_path):
     row = pd.read_csv(results / "claims.csv").set_index("claim_id").loc["imdb-rm-accuracy-train"]
     assert row.verdict == "NOT REPRODUCED" and row.p_refute_holm < 0.05
     assert row.reason.startswith("outside the band [0.957, 0.997]")
+
+
+def test_a_bounded_metric_gets_a_bounded_interval_and_an_honest_mde(tmp_path):
+    """hh-ratio-base with seeds at 0, 0 and 0.95: the t interval over seeds would run from below 0 to above 1,
+    and the smallest effect three such seeds detect (about 1.6) lies past both bounds of a ratio."""
+    results = write_fake_results(tmp_path, comparable=True, benchmarks=False, n_prompts=8)
+    for seed, value in zip((0, 1, 2), (0.0, 0.0, 0.95), strict=True):
+        path = results / "hh-positive" / "evaluate" / f"seed{seed}" / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["policies"]["base"]["judge_positive_ratio"] = value
+        path.write_text(json.dumps(metrics))
+        restamp(path)
+    assert run_claims(results, results / "claims.csv") == 0
+    row = pd.read_csv(results / "claims.csv").set_index("claim_id").loc["hh-ratio-base"]
+    assert (row.ci_low, row.ci_high) == (0.0, 1.0) and row.ci_method == "t 95% over seeds, clipped to [0, 1]"
+    assert math.isinf(row.mde) and row.verdict == "INCONCLUSIVE"
+    assert "not detectable with this many seeds (3)" in row.reason
+
+
+def test_an_inconclusive_claim_says_how_many_seeds_would_decide(comparable_claims):
+    """imdb-predominantly-negative is INCONCLUSIVE with 3 seeds: n_to_decide is the n at which a one-sided t test
+    of the observed mean against 0.5, at the level Holm gave it (alpha over its multiplier), has 80% power."""
+    from statsmodels.stats.power import TTestPower
+
+    results, table = comparable_claims
+    row = table.loc["imdb-predominantly-negative"]
+    assert row.verdict == "INCONCLUSIVE"
+    ratios = seed_metric(results, "imdb-negative", "rlhf", "judge_negative_ratio")
+    multiplier = int((table.p_support.dropna() >= row.p_support).sum())
+    d = (ratios.mean() - 0.5) / ratios.std(ddof=1)
+    n = TTestPower().solve_power(effect_size=d, alpha=0.05 / multiplier, power=0.8, alternative="larger")
+    assert row.n_to_decide == math.ceil(n) and row.n_to_decide > 3
+    assert f"with 3 seeds; about {row.n_to_decide:.0f} would decide at 80% power" in row.reason
+    decided = table[table.verdict != "INCONCLUSIVE"]
+    assert not decided.empty and decided.n_to_decide.isna().all()
+    accuracy = table.loc["imdb-rm-accuracy-train"]  # 190 of 200 pairs: counted in pairs
+    assert "with 200 pairs; about" in accuracy.reason and accuracy.n_to_decide > 200
+
+
+def test_each_verdict_carries_its_stability_over_bootstrap_reruns(comparable_claims):
+    """instruct-shorter (RLHF about half as long in every seed) is REPRODUCED in nearly every bootstrap rerun of
+    its seeds; a claim that no test can decide (not measured) has no stability; every share is a share."""
+    _, table = comparable_claims
+    shorter = table.loc["instruct-shorter"]
+    assert shorter.verdict == "REPRODUCED" and shorter.verdict_stability >= 0.8
+    assert f"the same verdict in {shorter.verdict_stability:.2f} of 100 bootstrap reruns with 3 seeds" in shorter.reason
+    assert math.isnan(table.loc["lora-fewer-parameters", "verdict_stability"])
+    measured = table.verdict_stability.dropna()
+    assert len(measured) == 16 and ((measured >= 0) & (measured <= 1)).all()
+    assert "pairs redrawn" in table.loc["imdb-rm-accuracy-train", "reason"]
+
+
+def test_resampled_run_draws_seeds_with_replacement_for_all_claims_at_once(comparable_claims):
+    results, _ = comparable_claims
+    run = claims.Run(json.loads((results / "config.json").read_text()), results)
+    index = np.array([2, 2, 0])
+    rerun = claims.ResampledRun(run, index, np.random.default_rng(0))
+    for metric in ("length_mean", "perplexity"):
+        original = run.seed_values("instruct-short", metric, "rlhf")
+        assert rerun.seed_values("instruct-short", metric, "rlhf").tolist() == original[index].tolist()
+    first = rerun.pair_counts("imdb-negative", "train")
+    assert rerun.pair_counts("imdb-negative", "train") == first and first[1] == 200  # one draw per rerun
 
 
 def test_one_seed_is_inconclusive(tmp_path):

@@ -53,6 +53,50 @@ def test_pairwise_and_hh_texts_start_with_their_prompt(tmp_path):
         assert prompt["prompt"].startswith("\n\nHuman: ") and prompt["prompt"].endswith("\n\nAssistant:")
 
 
+HH_TURN = "\n\nHuman: {q}\n\nAssistant:"
+
+
+def hh_pair(question: str, chosen: str, rejected: str, rejected_question: str | None = None) -> dict:
+    return {
+        "chosen": HH_TURN.format(q=question) + chosen,
+        "rejected": HH_TURN.format(q=rejected_question or question) + rejected,
+    }
+
+
+def test_bad_pairs_are_counted_and_identical_ones_dropped(tmp_path):
+    """Four HH pairs: one fine, one identical, one whose conversations differ before the last Assistant turn,
+    one with an empty final reply. Each is counted; the identical one is dropped unless kept by the setting."""
+    records = [
+        hh_pair("How are you?", " Fine, thanks.", " Go away."),
+        hh_pair("Hello?", " Hi there.", " Hi there."),
+        hh_pair("What is two plus two?", " Four.", " Five.", rejected_question="What is two plus three?"),
+        hh_pair("Tell me a joke.", " ", " No."),
+    ]
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    s = replace(
+        settings("hh-positive"), source=str(tmp_path), n_pairs_train=4, n_pairs_test=4, n_prompts_train=4,
+        n_prompts_eval=4, n_corpus=8,
+    )  # fmt: skip
+    files, checks = data.build(s)
+    expected = {"built": 4, "identical": 1, "context_differs": 1, "empty_reply": 1, "dropped": 1, "written": 3}
+    assert checks == {"pairs_train.jsonl": expected, "pairs_test.jsonl": expected}
+    assert len(files["pairs_train.jsonl"]) == 3
+    assert all(p["chosen"] != p["rejected"] for p in files["pairs_train.jsonl"])
+    assert "1 identical (dropped), 1 context differs, 1 empty reply, 3 written" in data.describe_checks(checks)
+    files, checks = data.build(replace(s, keep_identical_pairs=True))
+    assert len(files["pairs_test.jsonl"]) == 4 and checks["pairs_test.jsonl"]["dropped"] == 0
+    assert "1 identical (kept)" in data.describe_checks(checks)
+
+
+def test_data_stage_records_the_pair_checks_in_provenance(tmp_path, tiny_config_file):
+    out = tmp_path / "data"
+    assert data.main(["--config", str(tiny_config_file), "--experiment", "hh-positive", "--out", str(out)]) == 0
+    checks = json.loads((out / "provenance.json").read_text())["pair_checks"]
+    assert set(checks) == {"pairs_train.jsonl", "pairs_test.jsonl"}
+    assert checks["pairs_train.jsonl"]["written"] == len(data.load_records(out / "pairs_train.jsonl"))
+
+
 def test_malformed_records_name_file_line_and_field(tmp_path):
     bad_json = tmp_path / "train.jsonl"
     bad_json.write_text('{"text": "fine", "label": 0}\n{"text": oops}\n')

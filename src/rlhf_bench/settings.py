@@ -45,6 +45,11 @@ class DataSettings:
     prompt_tokenizer: str = ""
     """imdb only: when set (hub id@revision or directory), `prompt_words` counts this tokenizer's tokens
     instead of words, as TRL's gpt2-sentiment example cuts reviews to 2-7 GPT-2 tokens."""
+    keep_identical_pairs: bool = False
+    """Keep preference pairs whose chosen and rejected texts are identical. Such a pair carries no preference:
+    it adds a constant to the ranking loss and always counts as wrong (a tie) in pairwise accuracy, so by
+    default it is dropped and the pair files hold that many fewer pairs than asked. Either way the data stage
+    counts them (provenance `pair_checks`, and the report's setup table)."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ resolved config, and writes three tidy CSV files that the claims check and the r
 - summary.csv     one row per (experiment, per-policy metric, policy): mean, std and t interval over seeds
 - rm_summary.csv  one row per (experiment, split): pairwise accuracy with its Wilson interval
 - tests.csv       one-sided tests that RLHF moved the objective (and the reward) in the documented
-                  direction: Mann-Whitney U per seed on per-sample values, Welch t over seed means
+                  direction: per seed on per-sample values (Fisher's exact test on 0/1 judge labels,
+                  Mann-Whitney U otherwise: proportions.per_sample_test), Welch t over seed means
 
 A missing or malformed input ends the stage with one line on stderr and exit code 2 (the stage frame), and
 nothing is written: the three tables are moved into place together (io.staged_outputs).
@@ -22,8 +23,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from rlhf_bench.analysis.metrics import ALPHA, CONFIDENCE, DIRECTIONS, METRIC_ORDER, POLICIES, SPLITS
-from rlhf_bench.analysis.stats import mann_whitney_one_sided, t_interval, welch_t, wilson_interval
+from rlhf_bench.analysis.metrics import (
+    ALPHA,
+    CONFIDENCE,
+    DIRECTIONS,
+    METRIC_ORDER,
+    POLICIES,
+    SPLITS,
+    bounds,
+    bounds_note,
+)
+from rlhf_bench.analysis.proportions import per_sample_test
+from rlhf_bench.analysis.stats import t_interval, welch_t, wilson_interval
 from rlhf_bench.io import StageError, field, read_json, read_table, staged_outputs, verified
 from rlhf_bench.layout import SUMMARY_TABLES, stage_dir
 from rlhf_bench.runtime import Stage
@@ -84,9 +95,12 @@ def load_seed_metrics(config: dict, results_dir: Path) -> pd.DataFrame:
             for policy in POLICIES:
                 for metric, value in field(policies, policy, f"{path} policies").items():
                     try:
-                        rows.append((experiment, seed, policy, metric, as_float(value)))
+                        number = as_float(value)
                     except (TypeError, ValueError):
                         raise StageError(f"{path}: policies.{policy}.{metric} is not a number: {value!r}") from None
+                    if math.isinf(number):  # null / NaN means not measured; an infinite mean is a broken input
+                        raise StageError(f"{path}: policies.{policy}.{metric} is {value!r}, not a finite number")
+                    rows.append((experiment, seed, policy, metric, number))
     return pd.DataFrame(rows, columns=["experiment", "seed", "policy", "metric", "value"])
 
 
@@ -97,7 +111,7 @@ def ordered_metrics(metrics) -> list[str]:
 
 
 def summarize_metrics(config: dict, seed_metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and t interval over seeds for each (experiment, metric, policy).
+    """Mean, std and t interval over seeds for each (experiment, metric, policy), clipped to the metric's bounds.
 
     A metric that is null in every seed (a judge metric without a judge) keeps its row with n_seeds 0,
     so the table says plainly that it was not measured instead of dropping it.
@@ -108,11 +122,12 @@ def summarize_metrics(config: dict, seed_metrics: pd.DataFrame) -> pd.DataFrame:
         for metric in ordered_metrics(exp_rows["metric"].unique()):
             for policy in POLICIES:
                 values = exp_rows.loc[(exp_rows.metric == metric) & (exp_rows.policy == policy), "value"].dropna()
-                mean, low, high = t_interval(values.to_numpy(), CONFIDENCE)
+                mean, low, high = t_interval(values.to_numpy(), CONFIDENCE, bounds(metric))
                 std = float(values.std(ddof=1)) if len(values) >= 2 else math.nan
                 rows.append({
                     "experiment": experiment, "metric": metric, "policy": policy, "n_seeds": len(values),
-                    "mean": mean, "std": std, "ci_low": low, "ci_high": high, "ci_type": CI_TYPE,
+                    "mean": mean, "std": std, "ci_low": low, "ci_high": high,
+                    "ci_type": CI_TYPE + bounds_note(bounds(metric)),
                     "documented": as_float(docs.get(f"{metric}_{policy}")),
                 })  # fmt: skip
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
@@ -208,8 +223,8 @@ def experiment_tests(
             if values.isna().any():
                 raise StageError(f"{path}: per-sample values for '{metric}' contain NaN")
             rlhf, base = values[frame.policy == "rlhf"], values[frame.policy == "base"]
-            stat, p = mann_whitney_one_sided(rlhf, base, alternative)
-            rows.append((experiment, metric, "mann_whitney_u", str(seed), direction, stat, p, bool(p < ALPHA)))
+            test, stat, p = per_sample_test(rlhf, base, alternative)
+            rows.append((experiment, metric, test, str(seed), direction, stat, p, bool(p < ALPHA)))
         by_policy = {}
         for policy in POLICIES:
             values = seed_metrics[

@@ -39,6 +39,7 @@ CLAIMS_SCHEMA = {
         "alpha": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0.5, "default": 0.05},
         "power": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.8},
         "bootstrap_resamples": {"type": "integer", "minimum": 100, "default": 10000},
+        "stability_reruns": {"type": "integer", "minimum": 0, "default": 100},
         "rerun_margins": {
             "type": "object",
             "additionalProperties": False,
@@ -142,6 +143,8 @@ class ClaimsFile:
     """Power at which each claim's minimal detectable effect is computed."""
     bootstrap_resamples: int
     """Resamples of the IQM's stratified bootstrap."""
+    stability_reruns: int
+    """Bootstrap reruns over seeds behind each verdict's stability (0: not computed)."""
     rerun_margins: dict
     """compare's TOST margins: `relative` (fraction of the earlier mean) and `absolute` per metric."""
     claims: list[Claim] = field(default_factory=list)
@@ -248,6 +251,7 @@ def parse_claims(raw, source: str, experiments: Iterable[str] = ()) -> ClaimsFil
         alpha=filled["alpha"],
         power=filled["power"],
         bootstrap_resamples=filled["bootstrap_resamples"],
+        stability_reruns=filled["stability_reruns"],
         rerun_margins=filled["rerun_margins"],
         claims=claims,
     )

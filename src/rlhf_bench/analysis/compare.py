@@ -138,7 +138,9 @@ def compare_seed_metric(a: pd.Series, b: pd.Series, margin: float, alpha: float)
         row["design"] = "paired by seed"
         row["difference"], row["ci_low"], row["ci_high"] = stats.t_interval(diffs, CONFIDENCE)
         if diffs.size >= 2 and np.all(diffs == diffs[0]):
-            # Every seed moved by the same amount: the difference is known exactly.
+            # Every seed moved by the same amount: the difference is known exactly (t_interval would give no
+            # interval: over seeds there is no spread to estimate, but here there is none to have).
+            row["ci_low"] = row["ci_high"] = float(diffs[0])
             inside = -margin < diffs[0] < margin
             row["p_equivalence"], row["p_outside"] = (0.0, 1.0) if inside else (1.0, 0.0)
         else:

@@ -16,12 +16,35 @@ METRIC_ORDER = (
 )  # fmt: skip
 LENGTH_METRICS = ("length_mean", "length_median")
 RM_METRICS = {"rm_accuracy_train": "train", "rm_accuracy_test": "test"}  # documented key -> split
+# Where a per-policy metric can lie, and so its mean over seeds: judge scores (a probability, or VADER's compound
+# mapped to [0, 1]), judge ratios and distinct-2 are proportions; lengths count words; a perplexity is at least 1.
+# Intervals are clipped to these bounds, and a smallest detectable effect past them reads "not detectable".
+BOUNDS = {
+    "judge_score_mean": (0.0, 1.0), "judge_negative_ratio": (0.0, 1.0), "judge_positive_ratio": (0.0, 1.0),
+    "distinct_2": (0.0, 1.0), "length_mean": (0.0, math.inf), "length_median": (0.0, math.inf),
+    "perplexity": (1.0, math.inf),
+}  # fmt: skip
+NOT_DETECTABLE = "not detectable with this many seeds"  # an mde past the metric's bounds (mde = inf in claims.csv)
 DIRECTIONS = {"increase": "greater", "decrease": "less"}  # objective direction -> one-sided alternative
 CONFIDENCE = 0.95
 ALPHA = 0.05  # one-sided tests; 1 - CONFIDENCE
 VERDICTS = ("REPRODUCED", "NOT REPRODUCED", "INCONCLUSIVE", "NOT COMPARABLE")
 # ppo/seed<k>/timings.csv: how long each PPO step took (the machine's, not the run's: kept out of train_log.csv)
 TIMING_COLUMNS = ("step", "seconds", "samples_per_s")
+
+
+def bounds(metric: str, difference: bool = False) -> tuple[float, float]:
+    """The range of a metric (BOUNDS; unbounded if not listed), or of a difference of two of its values."""
+    low, high = BOUNDS.get(metric, (-math.inf, math.inf))
+    return (low - high, high - low) if difference else (low, high)
+
+
+def bounds_note(limits: tuple[float, float]) -> str:
+    """', clipped to [0, 1]' for an interval method on a bounded metric; '' when unbounded."""
+    low, high = limits
+    if math.isinf(low) and math.isinf(high):
+        return ""
+    return f", clipped to [{fmt(low)}, {fmt(high) if math.isfinite(high) else 'inf'}]"
 
 
 def word_count(text: str) -> int:

@@ -4,10 +4,13 @@ Pair counts (reward-model accuracy) are tested in analysis/proportions.py; Holm,
 are in analysis/power.py; both share the conventions and checks here.
 
 Thin wrappers around scipy and statsmodels. They exist so that every caller gets the same conventions:
-NaN input is an error (a NaN that slips into a mean or a rank test silently changes the answer), degenerate
-samples (one seed, all values equal) give NaN instead of a library warning or an invented certainty, and
-results are plain Python floats that write cleanly to CSV. Alternatives are named as in scipy ('greater',
-'less', 'two-sided') everywhere; the statsmodels wrappers translate.
+NaN or infinite input is an error (a NaN that slips into a mean or a rank test silently changes the answer, an
+inf makes every mean and SD inf or NaN), degenerate samples (one seed, all values equal) give NaN instead of a
+library warning or an invented certainty, and results are plain Python floats that write cleanly to CSV.
+"All values equal" allows rounding noise: values whose spread is at most CONSTANT_RTOL of their largest
+magnitude count as equal (see _constant), so that 0.1 and 0.09999999999999998 are not a difference.
+Alternatives are named as in scipy ('greater', 'less', 'two-sided') everywhere; the statsmodels wrappers
+translate.
 
 rliable's stratified bootstrap is reproduced with scipy.stats.bootstrap rather than imported: rliable 1.2
 requires arch < 8, and arch 7 does not import with the pandas 3 of envs/requirements.lock.
@@ -16,7 +19,6 @@ requires arch < 8, and arch 7 does not import with the pandas 3 of envs/requirem
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,12 +30,20 @@ ALTERNATIVES = ("greater", "less", "two-sided")
 SM_ALTERNATIVE = {"greater": "larger", "less": "smaller", "two-sided": "two-sided"}
 
 
+# Relative spread below which values count as equal: float64 rounding is about 1e-16 per operation, and a mean
+# of a million values carries at most about 1e-10 of its magnitude; real seed-to-seed spread is far larger.
+CONSTANT_RTOL = 1e-10
+
+
 def _finite_array(values: Sequence[float], name: str, func: str) -> np.ndarray:
-    """Return values as a 1-D float array; raise ValueError naming the caller if any value is NaN."""
+    """Return values as a 1-D float array; raise ValueError naming the caller if any value is NaN or inf."""
     arr = np.asarray(values, dtype=float).ravel()
-    if np.isnan(arr).any():
-        where = np.flatnonzero(np.isnan(arr)).tolist()
-        raise ValueError(f"{func}: {name} contains NaN at position(s) {where}; drop or fill them first")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        kinds = {"NaN" if np.isnan(v) else "inf" for v in arr[bad]}
+        what = " and ".join(sorted(kinds))
+        where = np.flatnonzero(bad).tolist()
+        raise ValueError(f"{func}: {name} contains {what} at position(s) {where}; drop or fill them first")
     return arr
 
 
@@ -68,32 +78,53 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return (float(ci.low), float(ci.high))
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval of the mean, e.g. over PPO seeds.
+UNBOUNDED = (-math.inf, math.inf)
 
-    One value has no spread to estimate: (v, nan, nan). Identical values have zero standard error, and
-    scipy would return NaN for a zero scale, so the interval is the point itself. No values: all NaN.
+
+def clip_to_bounds(low: float, high: float, limits: tuple[float, float]) -> tuple[float, float]:
+    """An interval intersected with the range the quantity can take (metrics.bounds), NaN kept.
+
+    Mandelkern (2002), "Setting confidence intervals for bounded parameters", Statistical Science 17(2): the
+    intersection of a confidence interval with the parameter space has at least the same coverage (whenever the
+    interval covers the true value, so does its intersection, as the true value lies in the space). Cheap and
+    honest: a judge ratio reads 0.312 [0, 1] rather than 0.312 [-0.482, 1.11]. The price is that an interval that
+    reaches a bound is shorter than its coverage would need, never longer.
+    """
+    lo, hi = limits
+    if not lo <= hi:
+        raise ValueError(f"clip_to_bounds: need lower bound <= upper bound, got {limits}")
+    return (max(low, lo) if not math.isnan(low) else low, min(high, hi) if not math.isnan(high) else high)
+
+
+def t_interval(
+    values: Sequence[float], confidence: float = 0.95, limits: tuple[float, float] = UNBOUNDED
+) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval of the mean, e.g. over PPO seeds, clipped to `limits`
+    (the range the values can take, metrics.bounds; see clip_to_bounds).
+
+    One value has no spread to estimate: (v, nan, nan). Identical values (to within CONSTANT_RTOL) have
+    no spread to estimate either: (mean, nan, nan), not a zero-width interval that would claim a certainty
+    that a handful of seeds cannot give. No values: all NaN.
     """
     _check_confidence(confidence, "t_interval")
     arr = _finite_array(values, "values", "t_interval")
     if arr.size == 0:
         return (math.nan, math.nan, math.nan)
     mean = float(arr.mean())
-    if arr.size == 1:
+    if arr.size == 1 or _constant(arr):
         return (mean, math.nan, math.nan)
-    if np.all(arr == arr[0]):
-        return (float(arr[0]), float(arr[0]), float(arr[0]))
     sem = float(sps.sem(arr))
     low, high = sps.t.interval(confidence, df=arr.size - 1, loc=mean, scale=sem)
-    return (mean, float(low), float(high))
+    return (mean, *clip_to_bounds(float(low), float(high), limits))
 
 
 def mann_whitney_one_sided(a: Sequence[float], b: Sequence[float], alternative: str) -> tuple[float, float]:
     """Mann-Whitney U test of a against b (U is a's statistic); alternative 'greater' means a > b.
 
-    Used per seed on per-sample values (rewards, word counts, 0/1 judge labels): rank-based, so it needs
-    no normality and copes with the heavy ties of indicator data (scipy then uses the normal approximation
-    with tie correction). An empty sample gives (nan, nan).
+    Used per seed on per-sample values (rewards, word counts) through proportions.per_sample_test, which
+    tests 0/1 judge labels with Fisher's exact test instead: under heavy ties scipy uses the normal
+    approximation, which is liberal on indicator data. Rank-based, so it needs no normality. An empty sample
+    gives (nan, nan).
     """
     _check_alternative(alternative, "mann_whitney_one_sided")
     x = _finite_array(a, "a", "mann_whitney_one_sided")
@@ -107,23 +138,10 @@ def mann_whitney_one_sided(a: Sequence[float], b: Sequence[float], alternative: 
 def welch_t(a: Sequence[float], b: Sequence[float], alternative: str) -> tuple[float, float]:
     """Welch's unequal-variance t test of mean(a) against mean(b); alternative 'greater' means a > b.
 
-    Used over seed means, the unit that is actually replicated. Fewer than two values in either group,
-    or zero variance in both (the statistic is undefined), gives (nan, nan) instead of a scipy warning.
+    Used over seed means, the unit that is actually replicated: welch_diff_test against 0, the one Welch
+    implementation (see there for constant groups).
     """
-    _check_alternative(alternative, "welch_t")
-    x = _finite_array(a, "a", "welch_t")
-    y = _finite_array(b, "b", "welch_t")
-    if x.size < 2 or y.size < 2:
-        return (math.nan, math.nan)
-    if np.all(x == x[0]) and np.all(y == y[0]):
-        return (math.nan, math.nan)
-    with warnings.catch_warnings():
-        if np.all(x == x[0]) or np.all(y == y[0]):
-            # An exactly constant group (a judge ratio of 0.0 in every base seed) has variance exactly 0;
-            # scipy cannot tell it from near-constant data and warns about precision loss. Here it is exact.
-            warnings.filterwarnings("ignore", message="Precision loss occurred", category=RuntimeWarning)
-        res = sps.ttest_ind(x, y, equal_var=False, alternative=alternative)
-    return (float(res.statistic), float(res.pvalue))
+    return _welch(a, b, 0.0, alternative, "welch_t")
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -143,13 +161,21 @@ def _counts(successes, n, func: str) -> tuple[int, int]:
 
 def _finite_number(value: float, name: str, func: str) -> float:
     value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"{func}: {name} is NaN")
+    if not math.isfinite(value):
+        raise ValueError(f"{func}: {name} is {'NaN' if math.isnan(value) else value}, not a finite number")
     return value
 
 
 def _constant(arr: np.ndarray) -> bool:
-    return bool(arr.size) and bool(np.all(arr == arr[0]))
+    """All values equal to within CONSTANT_RTOL of their largest magnitude: rounding noise is no spread."""
+    if not arr.size:
+        return False
+    return bool(np.ptp(arr) <= CONSTANT_RTOL * np.max(np.abs(arr)))
+
+
+def _exactly_constant(arr: np.ndarray) -> np.ndarray:
+    """A group that is constant up to rounding noise, replaced by its mean, so that its variance is exactly 0."""
+    return np.full(arr.shape, arr.mean()) if _constant(arr) else arr
 
 
 def outside_p(p_below: float, p_above: float) -> float:
@@ -209,23 +235,35 @@ def one_sample_outside(values: Sequence[float], low: float, high: float) -> floa
 def welch_diff_test(a: Sequence[float], b: Sequence[float], value: float, alternative: str) -> tuple[float, float]:
     """Welch t test of mean(a) - mean(b) against value (statsmodels ttest_ind, usevar='unequal'): (t, p).
 
-    value = 0 is welch_t; a non-zero value tests against the smallest effect of interest. Fewer than two
-    values in a group, or both groups constant, give (nan, nan).
+    value = 0 is welch_t; a non-zero value tests against the smallest effect of interest. A group that is
+    constant up to rounding noise (_constant) has variance exactly 0: a judge ratio of 0.0 in every base seed
+    is tested against the other group's spread alone, and ten 0.1s against five 0.1s and five
+    0.09999999999999998 are two constant groups, not a significant difference. Fewer than two values in a
+    group, or both groups constant (the statistic is undefined), give (nan, nan).
     """
-    _check_alternative(alternative, "welch_diff_test")
-    x = _finite_array(a, "a", "welch_diff_test")
-    y = _finite_array(b, "b", "welch_diff_test")
-    value = _finite_number(value, "value", "welch_diff_test")
+    return _welch(a, b, value, alternative, "welch_diff_test")
+
+
+def _welch(a, b, value: float, alternative: str, func: str) -> tuple[float, float]:
+    _check_alternative(alternative, func)
+    x = _finite_array(a, "a", func)
+    y = _finite_array(b, "b", func)
+    value = _finite_number(value, "value", func)
     if x.size < 2 or y.size < 2 or (_constant(x) and _constant(y)):
         return (math.nan, math.nan)
+    x, y = _exactly_constant(x), _exactly_constant(y)
     stat, p, _ = weightstats.ttest_ind(x, y, alternative=SM_ALTERNATIVE[alternative], usevar="unequal", value=value)
     return (float(stat), float(p))
 
 
-def welch_diff_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """mean(a) - mean(b) with the Welch-Satterthwaite t interval (statsmodels CompareMeans.tconfint_diff).
+def welch_diff_interval(
+    a: Sequence[float], b: Sequence[float], confidence: float = 0.95, limits: tuple[float, float] = UNBOUNDED
+) -> tuple[float, float, float]:
+    """mean(a) - mean(b) with the Welch-Satterthwaite t interval (statsmodels CompareMeans.tconfint_diff),
+    clipped to `limits` (the range of a difference, metrics.bounds; see clip_to_bounds).
 
-    Fewer than two values in a group: (diff, nan, nan). Both groups constant: the difference is exact.
+    Fewer than two values in a group, or both groups constant (no spread to estimate, as t_interval):
+    (diff, nan, nan).
     """
     _check_confidence(confidence, "welch_diff_interval")
     x = _finite_array(a, "a", "welch_diff_interval")
@@ -233,13 +271,12 @@ def welch_diff_interval(a: Sequence[float], b: Sequence[float], confidence: floa
     if x.size == 0 or y.size == 0:
         return (math.nan, math.nan, math.nan)
     diff = float(x.mean() - y.mean())
-    if x.size < 2 or y.size < 2:
+    if x.size < 2 or y.size < 2 or (_constant(x) and _constant(y)):
         return (diff, math.nan, math.nan)
-    if _constant(x) and _constant(y):
-        return (diff, diff, diff)
+    x, y = _exactly_constant(x), _exactly_constant(y)
     compare = weightstats.CompareMeans(weightstats.DescrStatsW(x), weightstats.DescrStatsW(y))
     low, high = compare.tconfint_diff(alpha=1 - confidence, usevar="unequal")
-    return (diff, float(low), float(high))
+    return (diff, *clip_to_bounds(float(low), float(high), limits))
 
 
 def tost_two_sample(a: Sequence[float], b: Sequence[float], low: float, high: float) -> float:
@@ -255,7 +292,8 @@ def tost_two_sample(a: Sequence[float], b: Sequence[float], low: float, high: fl
     if x.size < 2 or y.size < 2:
         return math.nan
     if _constant(x) and _constant(y):
-        return 0.0 if low < x[0] - y[0] < high else 1.0
+        return 0.0 if low < x.mean() - y.mean() < high else 1.0
+    x, y = _exactly_constant(x), _exactly_constant(y)
     p, _, _ = weightstats.ttost_ind(x, y, low, high, usevar="unequal")
     return float(p)
 

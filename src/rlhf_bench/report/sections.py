@@ -7,7 +7,8 @@ import math
 import pandas as pd
 
 from rlhf_bench.analysis.aggregate import REWARD_MODEL, per_sample_values
-from rlhf_bench.analysis.metrics import ALPHA, POLICIES, VERDICTS, fmt, fmt_p
+from rlhf_bench.analysis.metrics import ALPHA, NOT_DETECTABLE, POLICIES, VERDICTS, fmt, fmt_p
+from rlhf_bench.analysis.proportions import PER_SAMPLE_TESTS
 from rlhf_bench.analysis.stats import cliffs_delta, cohens_d
 from rlhf_bench.report.inputs import Inputs
 from rlhf_bench.report.markup import LEVEL, NONE, POLICY_NAMES, code, fmt_ci, inside, section, table, text
@@ -22,6 +23,11 @@ def summary_row(inp: Inputs, experiment: str, metric: str, policy: str) -> pd.Se
         (inp.summary.experiment == experiment) & (inp.summary.metric == metric) & (inp.summary.policy == policy)
     ]
     return None if rows.empty else rows.iloc[0]
+
+
+def test_names(tests: pd.DataFrame) -> str:
+    """The per-sample tests of some tests.csv rows in words ("Fisher exact")."""
+    return "/".join(PER_SAMPLE_TESTS[name] for name in sorted(set(tests.test)))
 
 
 def tests_for(inp: Inputs, experiment: str, metric: str) -> pd.DataFrame:
@@ -60,7 +66,7 @@ def section_abstract(inp: Inputs) -> list[str]:
         base, rlhf = (summary_row(inp, experiment, metric, p) for p in POLICIES)
         tests = tests_for(inp, experiment, metric)
         welch = tests[tests.test == "welch_t"]
-        mwu = tests[tests.test == "mann_whitney_u"]
+        per_seed = tests[tests.test.isin(PER_SAMPLE_TESTS)]
         moved = ""
         if base is not None and rlhf is not None:
             moved = (
@@ -68,8 +74,9 @@ def section_abstract(inp: Inputs) -> list[str]:
                 f"{fmt_ci(rlhf['mean'], rlhf.ci_low, rlhf.ci_high)} (RLHF);"
             )
         per_seed = (
-            f"; per-seed Mann-Whitney U p < {ALPHA} in {int(mwu.significant.sum())} of {len(mwu)} seeds"
-            if len(mwu)
+            f"; per-seed {test_names(per_seed)} p < {ALPHA} in {int(per_seed.significant.sum())} of "
+            f"{len(per_seed)} seeds"
+            if len(per_seed)
             else ""
         )
         lines.append(
@@ -112,6 +119,25 @@ def claims_abstract(inp: Inputs) -> list[str]:
     return [line, ""]
 
 
+def verdict_notes(c) -> str:
+    """', holds in 0.76 of reruns with 3 seeds; about 6 seeds would decide' from claims.csv (older bundles: '')."""
+    notes = []
+    stability, need = getattr(c, "verdict_stability", math.nan), getattr(c, "n_to_decide", math.nan)
+    unit = "pairs" if c.test == "proportion_equivalence" else "seeds"
+    if pd.notna(stability):
+        have = getattr(c, "n_samples" if unit == "pairs" else "n_seeds", math.nan)
+        notes.append(f"holds in {stability:.2f} of reruns with {fmt(have)} {unit}")
+    if pd.notna(need):
+        notes.append(f"about {fmt(need)} {unit} would decide at 80% power" if math.isfinite(need) else "")
+    notes = [n for n in notes if n]
+    return f", {'; '.join(notes)}" if notes else ""
+
+
+def mde_cell(mde: float) -> str:
+    """claims.csv writes inf where no effect within the metric's bounds is detectable."""
+    return NOT_DETECTABLE if isinstance(mde, float) and math.isinf(mde) else fmt(mde)
+
+
 def section_claims(inp: Inputs) -> list[str]:
     if inp.claims is None:
         return section("Claims", "No claims.csv in this bundle (run the `claims` rule: config/claims.yaml).")
@@ -127,6 +153,7 @@ def section_claims(inp: Inputs) -> list[str]:
         shown = f"**{c.verdict}**"
         if c.verdict == "NOT COMPARABLE" and isinstance(c.statistical_verdict, str) and c.statistical_verdict:
             shown += f" (as measured: {c.statistical_verdict})"
+        shown += verdict_notes(c)
         ours = fmt_ci(c.estimate, c.ci_low, c.ci_high) if pd.notna(getattr(c, "estimate", math.nan)) else NONE
         documented = fmt(c.documented) if pd.notna(getattr(c, "documented", math.nan)) else NONE
         note = getattr(c, "documented_note", "")
@@ -138,7 +165,7 @@ def section_claims(inp: Inputs) -> list[str]:
                 text(getattr(c, "definition", ""), limit=400),
                 documented,
                 ours,
-                fmt(getattr(c, "mde", math.nan)),
+                mde_cell(getattr(c, "mde", math.nan)),
                 shown,
                 text(c.reason, limit=300),
             ]
@@ -180,9 +207,12 @@ def tests_cell(tests: pd.DataFrame) -> str:
     welch = tests[tests.test == "welch_t"]
     if not welch.empty:
         parts.append(f"Welch p = {fmt_p(welch.iloc[0].p_value)}")
-    mwu = tests[tests.test == "mann_whitney_u"]
-    if not mwu.empty:
-        parts.append(f"MWU p (seeds {'/'.join(mwu.seed)}) = {'/'.join(fmt_p(p) for p in mwu.p_value)}")
+    per_seed = tests[tests.test.isin(PER_SAMPLE_TESTS)]
+    if not per_seed.empty:
+        parts.append(
+            f"{test_names(per_seed)} p (seeds {'/'.join(per_seed.seed)}) = "
+            + "/".join(fmt_p(p) for p in per_seed.p_value)
+        )
     return "; ".join(parts)
 
 
@@ -220,7 +250,8 @@ def section_ppo_table(inp: Inputs) -> list[str]:
         "Table 2: PPO base vs RLHF",
         f"Per experiment: each evaluation metric as mean [t {LEVEL} CI] over seeds, documented values beside "
         "ours, and one-sided tests of RLHF against base in the tested direction (Welch t over seed "
-        "means; Mann-Whitney U per seed on per-sample values). Effect sizes of RLHF against base: Cohen's d "
+        "means; per seed on per-sample values, Fisher's exact test for 0/1 judge labels and Mann-Whitney U "
+        "otherwise). Effect sizes of RLHF against base: Cohen's d "
         "over seed means, Cliff's δ over the pooled per-sample values (where a metric has them).",
     )
     for experiment in inp.experiments:

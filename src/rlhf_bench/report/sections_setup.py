@@ -9,7 +9,7 @@ import pandas as pd
 
 from rlhf_bench.analysis.metrics import fmt
 from rlhf_bench.io import flatten
-from rlhf_bench.layout import RULE_ORDER
+from rlhf_bench.layout import RULE_ORDER, stage_dir
 from rlhf_bench.report.inputs import Inputs, stage_config
 from rlhf_bench.report.markup import NONE, REWARD_UNITS, code, section, table, text
 
@@ -86,6 +86,7 @@ def model_rows(inp: Inputs) -> list[list[str]]:
         else:
             reward_model = str(rm.get("init"))
         pairs = f"{data.get('n_pairs_train')} / {data.get('n_pairs_test')} pairs (train / test)"
+        pairs += pair_checks_text(inp, experiment)
         rows.append(
             [
                 code(experiment),
@@ -97,6 +98,24 @@ def model_rows(inp: Inputs) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def pair_checks_text(inp: Inputs, experiment: str) -> str:
+    """What the data stage found in the pairs it built (provenance `pair_checks`): '' for a run without them."""
+    label = stage_dir(".", experiment, "data").removeprefix("./")
+    checks = dict(inp.provenance).get(label, {}).get("pair_checks")
+    if not checks:
+        return ""
+    total = {key: sum(int(c.get(key, 0)) for c in checks.values()) for key in ("identical", "dropped", "written")}
+    context = sum(int(c.get("context_differs", 0)) for c in checks.values())
+    empty = sum(int(c.get("empty_reply", 0)) for c in checks.values())
+    identical = f"{total['identical']} identical"
+    if total["identical"]:
+        identical += f" ({total['dropped']} dropped)" if total["dropped"] else " (kept)"
+    return (
+        f"; pair checks: {identical}, {context} with a context that differs before the last reply, "
+        f"{empty} with an empty final reply; {total['written']} pairs written"
+    )
 
 
 def judge_name(evaluate: dict) -> str:

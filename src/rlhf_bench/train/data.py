@@ -8,6 +8,11 @@ Writes to `<out>/`:
   corpus.jsonl         {"text"}                        language-model text for the sft stage
   checksums.json       {file: sha256}
 
+Every pair file is checked as it is built (check_pairs): pairs whose chosen and rejected are identical (dropped
+unless data.keep_identical_pairs), HH pairs whose dialogues differ before the last Assistant turn (the two
+replies answer different conversations), and pairs with an empty final reply on either side are counted; the
+counts go to the stage's provenance (`pair_checks`), its log and the report's setup table.
+
 Sources are read (rlhf_bench.train.sources) in the record formats of the hub datasets (see
 ../shared/data/README.md), so the smoke profile's generator (rlhf_bench.train.synthetic), a local copy and the hub
 go through the same pair builders.
@@ -188,10 +193,68 @@ def hh_files(splits: dict, settings: DataSettings, rng: random.Random) -> dict[s
 BUILDERS = {"imdb": imdb_files, "pairwise": pairwise_files, "hh": hh_files}
 
 
-def prepare(settings: DataSettings, out_dir: Path) -> dict[str, str]:
-    """Write the experiment's data files and checksums.json; return the checksums."""
+PAIR_FILES = ("pairs_train.jsonl", "pairs_test.jsonl")
+# What check_pairs counts in each pair file, in the order the report lists them.
+PAIR_CHECKS = ("identical", "context_differs", "empty_reply")
+
+
+def _replies(pair: dict, data_format: str) -> tuple[str, str, bool]:
+    """(chosen's final reply, rejected's final reply, whether their contexts differ) of one built pair."""
+    chosen, rejected = pair["chosen"], pair["rejected"]
+    if data_format == "hh":
+        chosen_context, rejected_context = dialogue_prompt(chosen), dialogue_prompt(rejected)
+        return chosen[len(chosen_context) :], rejected[len(rejected_context) :], chosen_context != rejected_context
+    prompt = pair["prompt"]  # pairwise: both texts start with it; imdb: "" (a whole review is the reply)
+    return chosen[len(prompt) :], rejected[len(prompt) :], False
+
+
+def check_pairs(pairs: list[dict], settings: DataSettings) -> tuple[list[dict], dict]:
+    """The pairs to write and the counts of each PAIR_CHECKS kind among those built, with how many were
+    dropped (identical pairs, unless settings.keep_identical_pairs) and written."""
+    counts = dict.fromkeys(PAIR_CHECKS, 0)
+    kept = []
+    for pair in pairs:
+        chosen_reply, rejected_reply, context_differs = _replies(pair, settings.format)
+        identical = pair["chosen"] == pair["rejected"]
+        counts["identical"] += identical
+        counts["context_differs"] += context_differs
+        counts["empty_reply"] += not chosen_reply.strip() or not rejected_reply.strip()
+        if settings.keep_identical_pairs or not identical:
+            kept.append(pair)
+    return kept, {"built": len(pairs), **counts, "dropped": len(pairs) - len(kept), "written": len(kept)}
+
+
+def build(settings: DataSettings) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """The experiment's data files as records, and the pair checks of each pair file (check_pairs)."""
     splits = load_splits(settings)
     files = BUILDERS[settings.format](splits, settings, random.Random(settings.seed))
+    checks = {}
+    for name in PAIR_FILES:
+        files[name], checks[name] = check_pairs(files[name], settings)
+    return files, checks
+
+
+def describe_checks(checks: dict[str, dict]) -> str:
+    """`pairs_train.jsonl: 2 identical (dropped), 0 context differs, 1 empty reply, 998 written; ...`."""
+    parts = []
+    for name, c in checks.items():
+        identical = (
+            f"{c['identical']} identical ({'dropped' if c['dropped'] else 'kept'})" if c["identical"] else "0 identical"
+        )
+        parts.append(
+            f"{name}: {identical}, {c['context_differs']} context differs, {c['empty_reply']} empty reply, "
+            f"{c['written']} written"
+        )
+    return "; ".join(parts)
+
+
+def prepare(settings: DataSettings, out_dir: Path) -> dict[str, str]:
+    """Write the experiment's data files and checksums.json; return the checksums."""
+    return write_files(build(settings)[0], out_dir)
+
+
+def write_files(files: dict[str, list[dict]], out_dir: Path) -> dict[str, str]:
+    """Write the data files (DATA_FILES) and checksums.json; return the checksums."""
     checksums = {}
     for name in DATA_FILES:
         lines = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in files[name])
@@ -227,7 +290,10 @@ def main(argv=None) -> int:
     stage.add_out_arg("results/<profile>/<experiment>/data")
 
     def body(run):
-        run.provenance["data_checksums"] = prepare(run.experiment.data, run.out)
+        files, checks = build(run.experiment.data)
+        run.provenance["data_checksums"] = write_files(files, run.out)
+        run.provenance["pair_checks"] = checks
+        print(f"{stage.module}: pair checks: {describe_checks(checks)}")
         return run.out
 
     return stage.run(body, argv)
