@@ -8,10 +8,13 @@ sys.path.insert(
 )  # a checkout runs without installing the package
 
 from rlhf_bench.config import experiment_slice, write_resolved
-from rlhf_bench.layout import DATA_FILES, Layout, validated_or_exit
+from rlhf_bench.layout import DATA_FILES, Layout, validated_or_exit, with_prompts_found
 
-_validated = validated_or_exit(
-    config, workflow.configfiles, dict(workflow.config_settings.config)
+_validated = with_prompts_found(
+    validated_or_exit(
+        config, workflow.configfiles, dict(workflow.config_settings.config)
+    ),
+    workflow.basedir,
 )
 config.clear()
 config.update(_validated)

@@ -349,13 +349,13 @@ CASES = [
         ("'src/nope'", "no such directory"),
         source=lambda d: "src/nope",
     ),
-    Case(
-        "source is a file",
+    Case(  # one file of records is a source (split by data.test_fraction), but only in a format it reads
+        "source is a file of no data format",
         "imdb",
         "jsonl",
         {},
-        ("train.jsonl'", "not a directory"),
-        source=lambda d: str(d / "train.jsonl"),
+        ("notes.txt'", "a file, but not .jsonl.gz"),
+        source=lambda d: (d / "notes.txt").write_text("a review\n") and str(d / "notes.txt"),
     ),
 ]
 

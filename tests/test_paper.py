@@ -238,6 +238,7 @@ SIZES = {  # the only changes to paper.yaml's experiments: sizes and steps
     "ppo": {"steps": 2, "batch_size": 4, "mini_batch_size": 2},
     "generation": {"max_new_tokens": 8},
     "evaluate": {"batch_size": 4},
+    "frontier": {"ppo_path": [0.5]},  # a quarter of 2 steps is no step
 }
 TINY = {"n_layer": 2, "n_head": 2}
 

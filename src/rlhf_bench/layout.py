@@ -113,6 +113,15 @@ def prompts_file(config: dict) -> str:
     return config.get("evaluation", {}).get("prompts_file", "")
 
 
+def with_prompts_found(config: dict, checkout: str | Path) -> dict:
+    """The config with a relative prompts_file that is not under the working directory but is in the checkout
+    (the smoke profile's config/prompts.txt, in a run with --directory elsewhere) made absolute; else as it is."""
+    name = prompts_file(config)
+    if not name or Path(name).is_absolute() or Path(name).exists() or not Path(checkout, name).is_file():
+        return config
+    return {**config, "evaluation": {**config["evaluation"], "prompts_file": str(Path(checkout, name))}}
+
+
 def stage_dirs(config: dict, experiment: str, results: str | Path = "") -> list[str]:
     """Every stage directory of one experiment that holds a provenance.json, in the order the report lists them:
     data, sft (where it runs), reward, then ppo and evaluate per seed, then the frontier's. Relative to `results`

@@ -343,7 +343,8 @@ class EvaluationSettings:
     prompts_file: str = ""
     """Your own prompts (a text file, one per line, or JSONL with `prompt`): base and RLHF policies of every seed of
     every experiment answer them, scored by the reward and the judge, in the report beside the held-out evaluation
-    (the prompts rule); they change no held-out metric or claim. Empty: none."""
+    (the prompts rule); they change no held-out metric or claim. A relative path is read from the working
+    directory, else from the checkout (the smoke profile's config/prompts.txt). Empty: none."""
 
 
 @dataclass(frozen=True)
