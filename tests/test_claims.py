@@ -341,6 +341,9 @@ def test_experiments_the_profile_does_not_run_are_listed_not_dropped(tmp_path):
     table = pd.read_csv(results / "claims.csv").set_index("claim_id")
     assert len(table) == len(claims_file.load_claims(CLAIMS_YAML).claims)
     assert "not run: profile 'smoke' has no experiment 'hh-positive'" in table.loc["hh-ratio-base", "reason"]
+    # NOT RUN, not INCONCLUSIVE (nothing was measured) nor NOT COMPARABLE (nothing to compare): smoke is not comparable
+    assert table.loc["hh-ratio-base", "verdict"] == table.loc["hh-ratio-base", "statistical_verdict"] == "NOT RUN"
+    assert table.loc["instruct-shorter", "verdict"] == "NOT COMPARABLE"
 
 
 def test_missing_input_exits_2_with_one_line(tmp_path, capsys):

@@ -95,8 +95,17 @@ def test_report_is_written(finished_run):
     html = (reports / "report.html").read_text()
     assert "not comparable" in md.lower()
     assert "0 of 18 documented claims reproduced" in md
-    assert "## Claims" in md and "(required)" in md
+    assert "## Claims in full (appendix)" in md and "(required)" in md
+    # The verdict card comes first, before the abstract: one coloured row per claim.
+    card = md[: md.index("## Abstract")]
+    assert card.count('<span style="background:') == 18 and "**Verdicts:**" in card
     assert "data:image/png;base64," in html
+    # Your own prompts (evaluation.prompts_file: config/prompts.txt), answered by every policy of every seed.
+    prompts = [line for line in (ROOT / "config" / "prompts.txt").read_text().splitlines() if line.strip()]
+    yours = md[md.index("## Your prompts") :]
+    assert f"the {len(prompts)} prompts of" in yours and yours.count("**Prompt ") == 3 * len(prompts)
+    answers = pd.read_parquet(finished_run / "results" / "smoke" / "imdb-negative" / "prompts" / "samples.parquet")
+    assert len(answers) == 2 * 2 * len(prompts) and set(answers.seed) == {0, 1}
     for experiment in ("imdb-negative", "instruct-short", "hh-positive"):
         assert experiment in md
 
@@ -116,7 +125,7 @@ def test_frontier_has_every_arm_of_every_experiment_in_its_table_and_the_report(
     assert set(matched.arm) == {"ppo", "best_of_n", "dpo"} and (matched.matched_kl >= 0).all()
     assert (results / "imdb-negative" / "dpo_pairs" / "pairs.jsonl").stat().st_size > 0
     md = (finished_run / "reports" / "smoke" / "report.md").read_text()
-    frontier = md[md.index("## Frontier") : md.index("## Claims")]
+    frontier = md[md.index("## Frontier") : md.index("## Sample generations")]
     assert "figures/frontier.png" in frontier and "figures/frontier_proxy_gold.png" in frontier
     for experiment in ("imdb-negative", "instruct-short", "hh-positive"):
         assert f"### `{experiment}`" in frontier

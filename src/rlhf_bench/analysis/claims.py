@@ -439,7 +439,9 @@ def decide(row: dict, alpha: float, power_: float) -> tuple[str, str]:
     """The statistical verdict and its one-line reason, from the Holm-adjusted p-values."""
     numbers = row["reason"]
     if math.isnan(row["p_support"]) and math.isnan(row["p_refute"]):
-        if row["reason"].startswith(("not measured", "not run")):
+        if row["reason"].startswith("not run"):  # the claim's experiment is not in this profile
+            return "NOT RUN", numbers
+        if row["reason"].startswith("not measured"):
             return "INCONCLUSIVE", numbers
         why = "one seed: no interval over seeds" if row["n_seeds"] == 1 else "no test possible (no spread)"
         return "INCONCLUSIVE", f"{why}; {numbers}"
@@ -541,7 +543,7 @@ def give_verdicts(
             reason += (
                 f"; the same verdict in {stability[index]:.2f} of {settings.stability_reruns} bootstrap reruns {rerun}"
             )
-        if comparable:
+        if comparable or row["statistical_verdict"] == "NOT RUN":
             row["verdict"], row["reason"] = row["statistical_verdict"], reason
         else:
             row["verdict"] = "NOT COMPARABLE"

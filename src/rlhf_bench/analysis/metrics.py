@@ -28,7 +28,7 @@ NOT_DETECTABLE = "not detectable with this many seeds"  # an mde past the metric
 DIRECTIONS = {"increase": "greater", "decrease": "less"}  # objective direction -> one-sided alternative
 CONFIDENCE = 0.95
 ALPHA = 0.05  # one-sided tests; 1 - CONFIDENCE
-VERDICTS = ("REPRODUCED", "NOT REPRODUCED", "INCONCLUSIVE", "NOT COMPARABLE")
+VERDICTS = ("REPRODUCED", "NOT REPRODUCED", "INCONCLUSIVE", "NOT COMPARABLE", "NOT RUN")
 # ppo/seed<k>/timings.csv: how long each PPO step took (the machine's, not the run's: kept out of train_log.csv)
 TIMING_COLUMNS = ("step", "seconds", "samples_per_s")
 

@@ -37,6 +37,8 @@ from rlhf_bench.report.sections import (
     section_prompts,
     section_rm_table,
     section_samples,
+    section_title,
+    section_verdict_card,
     section_warning,
 )
 from rlhf_bench.report.sections_setup import section_provenance, section_setup
@@ -58,17 +60,19 @@ def build_markdown(inp: Inputs, figures: list[tuple[str, str, Figure]]) -> str:
     captions = [(name, caption) for name, caption, _ in figures]
     general = [c for c in captions if not c[0].startswith("frontier")]
     sections = [
-        section_abstract(inp),
+        section_title(inp),
         section_warning(inp.config),
+        section_verdict_card(inp),
+        section_abstract(inp),
         section_setup(inp),
         section_rm_table(inp),
         section_ppo_table(inp),
         section_figures(inp, general),
         section_frontier(inp, [c for c in captions if c[0].startswith("frontier")], first_number=len(general) + 1),
-        section_claims(inp),
         section_samples(inp),
         section_prompts(inp),
         section_provenance(inp),
+        section_claims(inp),
     ]
     return "\n".join(line for section in sections for line in section).rstrip() + "\n"
 

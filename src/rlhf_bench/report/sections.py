@@ -46,11 +46,54 @@ def verdict(welch: pd.DataFrame) -> str:
     return f"one-sided Welch t over seed means p = {fmt_p(p)}: {outcome} in the documented direction**"
 
 
+def section_title(inp: Inputs) -> list[str]:
+    return [f"# {text(inp.title)}", ""]
+
+
+# The verdict card's colours, by verdict (the HTML; the PDF's table cells are text).
+VERDICT_COLOURS = {
+    "REPRODUCED": "#c8e6c9", "NOT REPRODUCED": "#ffcdd2", "INCONCLUSIVE": "#fff3c4", "NOT COMPARABLE": "#e0e0e0",
+    "NOT RUN": "#eeeeee",
+}  # fmt: skip
+
+
+def short_reason(c) -> str:
+    """The reason's verdict clause ('interval too wide to decide'), without the numbers the card shows beside it."""
+    reason = str(c.reason)
+    if c.verdict == "NOT COMPARABLE":
+        reason = reason.split(f"as measured: {c.statistical_verdict}: ", 1)[-1]
+        lead = "not the documented setting; as measured, "
+    else:
+        lead = ""
+    return lead + reason.split(": ", 1)[0] + verdict_notes(c)
+
+
+def section_verdict_card(inp: Inputs) -> list[str]:
+    """One row per claim, coloured by verdict: what a reader came for, before anything else."""
+    if inp.claims is None:
+        return []
+    rows = []
+    for c in inp.claims.itertuples():
+        colour = VERDICT_COLOURS.get(c.verdict, "#ffffff")
+        verdict = f'<span style="background:{colour};padding:0 0.3em">**{c.verdict}**</span>'
+        ours = fmt_ci(c.estimate, c.ci_low, c.ci_high) if pd.notna(getattr(c, "estimate", math.nan)) else NONE
+        documented = fmt(c.documented) if pd.notna(getattr(c, "documented", math.nan)) else NONE
+        claim = code(c.claim_id) + (" (required)" if str(c.required).lower() == "true" else "")
+        rows.append([claim, verdict, documented, ours, text(short_reason(c), limit=200)])
+    lines = [f"**Verdicts:** {claims_abstract(inp)[0]}", ""]
+    return (
+        lines
+        + table(["claim", "verdict", "documented", f"ours [{LEVEL}]", "why"], rows)
+        + [
+            "Every claim's definition, tests and p-values: the appendix (Claims in full).",
+            "",
+        ]
+    )
+
+
 def section_abstract(inp: Inputs) -> list[str]:
     seeds = ", ".join(str(s) for s in inp.seeds)
     lines = [
-        f"# {text(inp.title)}",
-        "",
         "## Abstract",
         "",
         (
@@ -82,7 +125,7 @@ def section_abstract(inp: Inputs) -> list[str]:
         lines.append(
             f"- {code(experiment)}: the objective {code(metric)} should {direction};{moved} {verdict(welch)}{per_seed}."
         )
-    return lines + [""] + claims_abstract(inp)
+    return lines + [""]
 
 
 def section_warning(config: dict) -> list[str]:
@@ -142,7 +185,7 @@ def section_claims(inp: Inputs) -> list[str]:
     if inp.claims is None:
         return section("Claims", "No claims.csv in this bundle (run the `claims` rule: config/claims.yaml).")
     lines = section(
-        "Claims",
+        "Claims in full (appendix)",
         "Every quantitative or testable claim of the write-ups (config/claims.yaml), with its operational "
         f"definition, the documented value, ours ({LEVEL} interval over seeds, or Wilson for accuracies), the "
         "verdict and its reason. Support and refute tests are Holm-corrected across the claims of this report; "
