@@ -31,6 +31,7 @@ from rlhf_bench.settings import (
     PPOSettings,
     RewardModelSettings,
     SFTSettings,
+    TrackingSettings,
 )
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -296,6 +297,7 @@ def from_dict(raw: dict, source: str = "config") -> Config:
             resources={rule: dict(values) for rule, values in exp["resources"].items()},
         )
     top = {k: v for k, v in filled.items() if k != "experiments"}
+    top["tracking"] = _build(TrackingSettings, filled["tracking"])
     return Config(**top, experiments=experiments, raw=filled)
 
 
