@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import SEED, tiny_config
+from conftest import SEED, snakemake, tiny_config
 from rlhf_bench import config as cfg
 from rlhf_bench.layout import Layout
 from rlhf_bench.tracking import Job
@@ -118,21 +118,28 @@ def assert_same_outputs(ours: Path, theirs: Path) -> None:
     assert recorded[0] == recorded[1]
 
 
-@pytest.mark.slow
-def test_tensorboard_event_files_hold_train_log_and_change_nothing(chain, tmp_path):
+def tensorboard_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """A run folder's scalars, tag by tag, as TensorBoard's own event reader reads them: (step, value)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0}).Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def f32(values) -> list[float]:
+    """TensorBoard stores scalars as float32."""
+    return [float(np.float32(float(v))) for v in values]
+
+
+@pytest.mark.slow
+def test_tensorboard_event_files_hold_train_log_and_change_nothing(chain, tmp_path):
     tracking_dir, root = run_tracked(chain, tmp_path, "tensorboard")
     for stage in ("sft", "reward", "ppo"):
         assert_same_outputs(tmp_path / stage, root / stage)
     assert (tmp_path / "ppo" / "train_log.csv").read_bytes() == (root / "ppo" / "train_log.csv").read_bytes()
 
     def scalars(run: str) -> dict[str, list[tuple[int, float]]]:
-        events = EventAccumulator(str(tracking_dir / run), size_guidance={"scalars": 0}).Reload()
-        return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
-
-    def f32(values) -> list[float]:  # TensorBoard stores scalars as float32
-        return [float(np.float32(float(v))) for v in values]
+        return tensorboard_scalars(tracking_dir / run)
 
     logged = scalars(f"smoke-imdb-negative-ppo-seed{SEED}")
     rows = read_csv(root / "ppo" / "train_log.csv")
@@ -179,6 +186,34 @@ def wandb_records(run_dir: Path) -> list:
     return [text_format.Parse(block.split("\n", 1)[1], wandb_internal_pb2.Record()) for block in blocks]
 
 
+def wandb_runs(tracking_dir: Path) -> dict[str, list]:
+    """Every W&B run under a tracking folder, by name: its records. Each must be an offline run."""
+    runs = {}
+    for run_dir in sorted((tracking_dir / "wandb").glob("*-run-*")):
+        assert run_dir.name.startswith("offline-run-"), run_dir  # nothing went to the network
+        records = wandb_records(run_dir)
+        runs[next(r.run.display_name for r in records if r.WhichOneof("record_type") == "run")] = records
+    return runs
+
+
+def history(records) -> dict[str, list[tuple[int, float]]]:
+    """A W&B run's logged values, key by key: (step, value)."""
+    logged: dict[str, list] = {}
+    for record in records:
+        if record.WhichOneof("record_type") == "history":
+            items = {"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in record.history.item}
+            for key, value in items.items():
+                if not key.startswith("_"):
+                    logged.setdefault(key, []).append((items["_step"], value))
+    return logged
+
+
+def config(records) -> dict:
+    """A W&B run's config (its hyperparameters)."""
+    return {u.key: json.loads(u.value_json) for r in records if r.WhichOneof("record_type") == "config"
+            for u in r.config.update}  # fmt: skip
+
+
 @pytest.mark.slow
 def test_wandb_offline_run_holds_train_log_and_no_key(chain, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
@@ -187,28 +222,8 @@ def test_wandb_offline_run_holds_train_log_and_no_key(chain, tmp_path, monkeypat
     for stage in ("reward", "ppo"):
         assert_same_outputs(tmp_path / stage, root / stage)
 
-    runs = {}
-    for run_dir in sorted((tracking_dir / "wandb").glob("*-run-*")):
-        assert run_dir.name.startswith("offline-run-"), run_dir  # nothing went to the network
-        records = wandb_records(run_dir)
-        name = next(r.run.display_name for r in records if r.WhichOneof("record_type") == "run")
-        runs[name] = records
+    runs = wandb_runs(tracking_dir)
     assert set(runs) == {f"smoke-imdb-negative-ppo-seed{SEED}", "smoke-imdb-negative-reward-seed0"}
-
-    def history(records) -> dict[str, list[tuple[int, float]]]:
-        logged: dict[str, list] = {}
-        for record in records:
-            if record.WhichOneof("record_type") == "history":
-                items = {"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in record.history.item}
-                for key, value in items.items():
-                    if not key.startswith("_"):
-                        logged.setdefault(key, []).append((items["_step"], value))
-        return logged
-
-    def config(records) -> dict:
-        return {u.key: json.loads(u.value_json) for r in records if r.WhichOneof("record_type") == "config"
-                for u in r.config.update}  # fmt: skip
-
     records = runs[f"smoke-imdb-negative-ppo-seed{SEED}"]
     logged = history(records)
     rows = read_csv(root / "ppo" / "train_log.csv")
@@ -229,3 +244,28 @@ def test_wandb_offline_run_holds_train_log_and_no_key(chain, tmp_path, monkeypat
     for path in [*tracking_dir.rglob("*"), *tmp_path.glob("*/provenance.json")]:
         if path.is_file():
             assert FAKE_KEY.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.dag
+@pytest.mark.parametrize("backend", ["tensorboard", "wandb"])
+def test_the_dag_tracks_its_jobs(tmp_path, backend):
+    """Snakemake hands `tracking` to the jobs through their config.json: sft, reward and ppo of one seed each write a
+    run into results/<profile>/tracking whose PPO scalars are train_log.csv's."""
+    raw = {**tiny_config(seeds=(0,)), "tracking": {"backend": backend}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(raw))
+    log = "results/smoke/imdb-negative/ppo/seed0/train_log.csv"
+    result = snakemake(tmp_path, log, "--cores", "1", "--configfile", str(tmp_path / "tiny.yaml"))
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = read_csv(tmp_path / log)
+    tracking_dir = tmp_path / "results" / "smoke" / "tracking"
+    names = [f"smoke-imdb-negative-{stage}" for stage in ("sft-seed0", "reward-seed0", "ppo-seed0")]
+    if backend == "tensorboard":
+        assert {p.name for p in tracking_dir.iterdir()} == set(names)
+        logged = tensorboard_scalars(tracking_dir / names[-1])
+        expected = [(int(row["step"]), value) for row, value in zip(rows, f32(r["kl"] for r in rows), strict=True)]
+    else:
+        runs = wandb_runs(tracking_dir)
+        assert set(runs) == set(names)
+        logged = history(runs[names[-1]])
+        expected = [(int(row["step"]), float(row["kl"])) for row in rows]
+    assert logged["ppo/kl"] == expected
