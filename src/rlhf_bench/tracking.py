@@ -82,7 +82,6 @@ class Job:
     def wandb_kwargs(self) -> dict:
         """wandb.init's arguments besides the project; offline unless told otherwise or the hub is online."""
         offline = self.tracking.offline if self.tracking.offline is not None else self.config.hf_hub_offline
-        self.directory.mkdir(parents=True, exist_ok=True)  # wandb.init(dir=) warns and writes to /tmp without it
         return {"name": self.name, "dir": str(self.directory), "mode": "offline" if offline else "online"}
 
     def ppo_config_kwargs(self) -> dict:
