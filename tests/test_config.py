@@ -42,6 +42,7 @@ def test_dataclasses_and_schema_name_the_same_fields():
         settings.GenerationSettings: defs["generation"],
         settings.EvalSettings: defs["evaluate"],
         settings.Experiment: defs["experiment"],
+        settings.TrackingSettings: defs["tracking"],
     }
     for cls, block in pairs.items():
         names = {f.name for f in dataclasses.fields(cls)} - {"name"}  # an experiment's name is its key

@@ -32,6 +32,7 @@ from rlhf_bench.settings import (
     PPOSettings,
     RewardModelSettings,
     SFTSettings,
+    TrackingSettings,
 )
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -297,6 +298,7 @@ def from_dict(raw: dict, source: str = "config") -> Config:
             resources={rule: dict(values) for rule, values in exp["resources"].items()},
         )
     top = {k: v for k, v in filled.items() if k not in ("experiments", "evaluation")}
+    top["tracking"] = _build(TrackingSettings, filled["tracking"])
     evaluation = _build(EvaluationSettings, filled["evaluation"])
     return Config(**top, evaluation=evaluation, experiments=experiments, raw=filled)
 

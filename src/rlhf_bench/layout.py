@@ -229,6 +229,11 @@ class Layout:
         folder = self.stage("{experiment}", stage, "{seed}" if stage in SEEDED else None)
         return f"{folder}/{name}" if name else folder
 
+    @property
+    def tracking(self) -> str:
+        """Where TensorBoard's run folders and W&B's `wandb/` go: `tracking.dir`, else results/<profile>/tracking."""
+        return self.config.get("tracking", {}).get("dir") or f"{self.results}/tracking"
+
     def log(self, rule: str, per_experiment: bool = True) -> str:
         """A rule's log: logs/<experiment>/<rule>[.seed<k>].log, or logs/<rule>.log for a profile-wide rule."""
         stem = "{experiment}/" + rule + (".seed{seed}" if rule in SEEDED else "") if per_experiment else rule

@@ -348,6 +348,27 @@ class EvaluationSettings:
 
 
 @dataclass(frozen=True)
+class TrackingSettings:
+    """Live curves of the training stages (sft, reward, ppo) in TensorBoard or W&B, through accelerate's and trl's
+    own tracker support (rlhf_bench.tracking). train_log.csv and every metrics file are written, and the same,
+    whatever the backend."""
+
+    backend: str = "none"
+    """`none`, `tensorboard` (event files, `tensorboard --logdir <dir>`) or `wandb` (one W&B run per job)."""
+    project: str = "rlhf-bench"
+    """The W&B project of the runs; TensorBoard has no projects (its runs are the folders under `dir`)."""
+    run_name: str = ""
+    """Start of every run's name, `<run_name>-<experiment>-<stage>-seed<k>` (k: PPO's seed, or the sft/reward
+    block's own); empty: the profile."""
+    dir: str = ""
+    """Folder of the tracker's files: TensorBoard's run folders, W&B's `wandb/` with its offline runs; empty:
+    results/<profile>/tracking."""
+    offline: bool | None = None
+    """W&B only: write runs locally, for `wandb sync <dir>/wandb/offline-run-*` to upload later (true), or upload
+    while running (false, needs `wandb login`); null: offline exactly when `hf_hub_offline` is true."""
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str
     """Names results/<profile> and reports/<profile>."""
@@ -380,6 +401,8 @@ class Config:
     """Torch threads per job."""
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     """Your own prompts, answered by every policy (`prompts_file`)."""
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    """Experiment tracking (TensorBoard or W&B) of sft, reward and ppo; CSV only by default."""
     experiments: dict[str, Experiment] = field(default_factory=dict)
     """Experiments by name."""
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)

@@ -27,7 +27,9 @@ import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
 from trl import AutoModelForCausalLMWithValueHead, PPOConfig, PPOTrainer
+from trl.core import convert_to_scalar
 
+from rlhf_bench import tracking
 from rlhf_bench.analysis.metrics import TIMING_COLUMNS, word_count
 from rlhf_bench.config import path_step
 from rlhf_bench.io import StageError
@@ -52,16 +54,18 @@ def write_table(path: Path, rows: list[dict], columns: tuple[str, ...]) -> None:
         writer.writerows(rows)
 
 
-def trl_ppo_config(settings: PPOSettings, model_name: str, seed: int) -> PPOConfig:
-    """trl's PPOConfig from ours: every field of PPOSettings that PPOConfig has, under the same name."""
+def trl_ppo_config(settings: PPOSettings, model_name: str, seed: int, **tracker) -> PPOConfig:
+    """trl's PPOConfig from ours: every field of PPOSettings that PPOConfig has, under the same name; `tracker`:
+    its tracker fields (rlhf_bench.tracking.Job.ppo_config_kwargs)."""
     trl_fields = {f.name for f in dataclasses.fields(PPOConfig)}
     ours = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name in trl_fields}
     return PPOConfig(
-        **ours, model_name=model_name, seed=seed, accelerator_kwargs={"mixed_precision": settings.mixed_precision}
-    )
+        **ours, model_name=model_name, seed=seed, accelerator_kwargs={"mixed_precision": settings.mixed_precision},
+        **tracker,
+    )  # fmt: skip
 
 
-def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrainer:
+def build_trainer(experiment: Experiment, start_from: str, seed: int, tracker: dict | None = None) -> PPOTrainer:
     settings = experiment.ppo
     start = str(download.resolve(start_from, "model", "policy"))
     tokenizer = models.load_tokenizer(start)
@@ -78,7 +82,8 @@ def build_trainer(experiment: Experiment, start_from: str, seed: int) -> PPOTrai
         model.pretrained_model.gradient_checkpointing_enable()
         if settings.lora.enabled:
             model.pretrained_model.enable_input_require_grads()  # LoRA freezes the embeddings: grads need a path
-    return PPOTrainer(trl_ppo_config(settings, start_from, seed), model, ref_model=None, tokenizer=tokenizer)
+    config = trl_ppo_config(settings, start_from, seed, **(tracker or {}))
+    return PPOTrainer(config, model, ref_model=None, tokenizer=tokenizer)
 
 
 @dataclass
@@ -152,12 +157,15 @@ def train(
     seed: int,
     out: Path,
     checkpoints: checkpoint.Checkpoints | None = None,
+    job: tracking.Job | None = None,
 ) -> dict:
     """Train (resuming from the newest checkpoint of this job, if any); write the adapter (or, without LoRA, the
     whole policy), value head, train_log.csv and timings.csv; return the guard counts and the precision that ran,
-    for provenance.json."""
+    for provenance.json. With a tracked `job`, trl's own Accelerator also logs each row (and samples/s)."""
     settings = experiment.ppo
-    trainer = build_trainer(experiment, start_from, seed)
+    trainer = build_trainer(experiment, start_from, seed, job.ppo_config_kwargs() if job else None)
+    if job:
+        job.describe(trainer.accelerator.trackers)
     tokenizer = trainer.tokenizer
     score = reward_function(experiment, reward_dir)
     prompts = [r["prompt"] for r in load_records(data_dir / "prompts_train.jsonl")]
@@ -202,6 +210,7 @@ def train(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             stats = trainer.step(queries, responses, [torch.tensor(r, dtype=torch.float32) for r in rewards])
+        stats = convert_to_scalar(stats)  # as trl does itself unless it logs to W&B (which takes the arrays)
         # trl zeroes the loss of a mini-batch whose policy ratio explodes and only warns: count them.
         skipped = sum("Skipping batch" in str(w.message) for w in caught)
         progress.skipped_total += skipped
@@ -227,6 +236,8 @@ def train(
         progress.rows.append(row)
         progress.timings.append({"step": step, "seconds": round(seconds, 4),
                                  "samples_per_s": round(len(batch) / seconds, 3)})  # fmt: skip
+        logged = {**row, "samples_per_s": progress.timings[-1]["samples_per_s"]}
+        trainer.accelerator.log({f"ppo/{k}": v for k, v in logged.items() if k != "step"}, step=step)
         if step + 1 in path_steps:
             if checkpoints:
                 checkpoints.snapshot(ppo_path_dir(kept, step + 1), lambda folder: save_policy(trainer, folder))
@@ -234,6 +245,7 @@ def train(
                 save_policy(trainer, ppo_path_dir(out, step + 1))
         if checkpoints:
             checkpoints.after_step(step + 1, lambda: checkpoint_state(trainer, rng, progress))
+    trainer.accelerator.end_training()  # closes the tracker's run (nothing without one)
     write_table(out / "train_log.csv", progress.rows, LOG_COLUMNS)
     write_table(out / "timings.csv", progress.timings, TIMING_COLUMNS)
     # Without LoRA `adapter/` holds the whole trained policy (config + model.safetensors), which evaluate loads as such.
@@ -275,7 +287,7 @@ def main(argv=None) -> int:
         with checkpoint.Checkpoints(run, "ppo", run.experiment.checkpoint) as checkpoints:
             run.provenance |= train(
                 run.experiment, policy_path(run.experiment, args.sft), run.data, args.reward and Path(args.reward),
-                args.seed, run.out, checkpoints,
+                args.seed, run.out, checkpoints, tracking.Job(run.config, run.experiment.name, "ppo", args.seed),
             )  # fmt: skip
         return run.out
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from rlhf_bench import tracking
 from rlhf_bench.analysis.metrics import word_count
 from rlhf_bench.io import StageError, write_json
 from rlhf_bench.runtime import Stage
@@ -119,8 +120,11 @@ def train(
     test_pairs: list[dict],
     out_dir: Path,
     checkpoints: Checkpoints | None = None,
+    log: tracking.Log = tracking.no_log,
 ) -> dict:
-    """Train (resuming from the newest checkpoint of this job, if any), evaluate on both splits, save the model."""
+    """Train (resuming from the newest checkpoint of this job, if any), evaluate on both splits, save the model;
+    `log(values, step)` gets each step's loss and accuracy on its batch, each epoch's loss and the final accuracies
+    (rlhf_bench.tracking)."""
     texts = [p[side] for p in train_pairs for side in ("chosen", "rejected")]
     model, tokenizer = build(settings, texts)
     on = models.device()
@@ -152,11 +156,16 @@ def train(
                     rewards = model(**enc).logits[:, 0].float()
                 loss = loss_fn(rewards[: len(pairs)], rewards[len(pairs) :])
                 models.check_finite({"loss": loss.item()}, f"reward model epoch {epoch} step {loop.step}")
+                learning_rate = optimizer.param_groups[0]["lr"]
                 models.optimizer_step(loss, model, optimizer, schedule, scaler)
+                correct, total = pairwise_accuracy(*(side.detach().cpu() for side in rewards.split(len(pairs))))
+                log({"reward/loss": loss.item(), "reward/accuracy": correct / total,
+                     "reward/learning_rate": learning_rate}, loop.step)  # fmt: skip
                 loop.done(loss.item())
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             loss_curve.append(sum(loop.losses) / len(loop.losses))
+            log({"reward/epoch_loss": loss_curve[-1]}, loop.step - 1)
     train_seconds = time.time() - started
     models.check_finite_weights(model, "reward model after training")
     model.eval()
@@ -178,6 +187,7 @@ def train(
             "gradient_checkpointing": bool(getattr(model, "is_gradient_checkpointing", False)),
         },
     }
+    log({f"reward/{split}_accuracy": metrics[split]["accuracy"] for split in ("train", "test")}, loop.step - 1)
     models.save(model, tokenizer, out_dir / "model")
     if settings.baselines:
         metrics["baselines"] = {
@@ -202,8 +212,10 @@ def main(argv=None) -> int:
 
     def body(run):
         train_pairs, test_pairs = (load_records(run.data / f"pairs_{split}.jsonl") for split in ("train", "test"))
-        with Checkpoints(run, "reward", run.experiment.checkpoint) as checkpoints:
-            metrics = train(run.experiment.reward, train_pairs, test_pairs, run.out, checkpoints)
+        settings = run.experiment.reward
+        job = tracking.Job(run.config, run.experiment.name, "reward", settings.seed)
+        with Checkpoints(run, "reward", run.experiment.checkpoint) as checkpoints, job.tracker() as log:
+            metrics = train(settings, train_pairs, test_pairs, run.out, checkpoints, log)
         run.provenance["throughput"] = metrics.pop("throughput")
         run.provenance["precision"] = metrics.pop("precision")
         for name, result in metrics.get("baselines", {}).items():

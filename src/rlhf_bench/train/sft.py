@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from rlhf_bench import tracking
 from rlhf_bench.io import write_json
 from rlhf_bench.runtime import Stage
 from rlhf_bench.settings import SFTSettings
@@ -44,8 +45,19 @@ def mean_loss(model, data: torch.Tensor, batch_size: int) -> float:
     return sum(losses) / max(len(losses), 1)
 
 
-def train(settings: SFTSettings, texts: list[str], out_dir: Path, checkpoints: Checkpoints | None = None) -> dict:
-    """Train (resuming from the newest checkpoint of this job, if any) and save the model into out_dir/model."""
+def perplexity(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else math.inf  # exp overflows a float past ~709
+
+
+def train(
+    settings: SFTSettings,
+    texts: list[str],
+    out_dir: Path,
+    checkpoints: Checkpoints | None = None,
+    log: tracking.Log = tracking.no_log,
+) -> dict:
+    """Train (resuming from the newest checkpoint of this job, if any) and save the model into out_dir/model;
+    `log(values, step)` gets each step's loss and perplexity, and each epoch's (rlhf_bench.tracking)."""
     if settings.init == "scratch":
         tokenizer = models.train_tokenizer(texts, settings.vocab_size, for_encoder=False)
         model = models.scratch_policy(settings, tokenizer)
@@ -78,7 +90,10 @@ def train(settings: SFTSettings, texts: list[str], out_dir: Path, checkpoints: C
                 batch = batch.to(on)
                 loss = model(input_ids=batch, labels=batch).loss
                 models.check_finite({"loss": loss.item()}, f"sft epoch {epoch} step {loop.step}")
+                learning_rate = optimizer.param_groups[0]["lr"]
                 models.optimizer_step(loss, model, optimizer, schedule)
+                log({"sft/loss": loss.item(), "sft/perplexity": perplexity(loss.item()),
+                     "sft/learning_rate": learning_rate}, loop.step)  # fmt: skip
                 loop.done(loss.item())
                 bar.update()
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
@@ -90,6 +105,7 @@ def train(settings: SFTSettings, texts: list[str], out_dir: Path, checkpoints: C
                     "held_out_perplexity": math.exp(held_out_loss),
                 }
             )
+            log({f"sft/epoch_{k}": v for k, v in history[-1].items() if k != "epoch"}, loop.step - 1)
     seconds = time.time() - started
     models.save(model, tokenizer, out_dir / "model")
     return {
@@ -112,8 +128,9 @@ def main(argv=None) -> int:
     def body(run):
         texts = [r["text"] for r in load_records(run.data / "corpus.jsonl")]
         settings = run.experiment.sft
-        with Checkpoints(run, "sft", run.experiment.checkpoint) as checkpoints:
-            metrics = train(settings, texts, run.out, checkpoints)
+        job = tracking.Job(run.config, run.experiment.name, "sft", settings.seed)
+        with Checkpoints(run, "sft", run.experiment.checkpoint) as checkpoints, job.tracker() as log:
+            metrics = train(settings, texts, run.out, checkpoints, log)
         run.provenance["throughput"] = metrics.pop("throughput")  # timings stay out of the metrics file
         write_json(run.out / "sft_metrics.json", metrics)
         return run.out
