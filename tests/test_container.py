@@ -425,3 +425,13 @@ def test_comparison_allows_timings_and_catches_results(tmp_path):
         "results/smoke/exp/train_log.csv",
         "reports/smoke/report.md",
     }
+
+
+def test_the_conda_environment_installs_the_extras_lock_as_make_install_does():
+    """envs/rlhf-bench.post-deploy.sh (Snakemake runs it in the new conda environment) installs exactly the
+    requirements of envs/requirements-extras.lock, with --no-deps and their hashes."""
+    script = (ROOT / "envs" / "rlhf-bench.post-deploy.sh").read_text()
+    lock = (ROOT / "envs" / "requirements-extras.lock").read_text()
+    requirements = [line.split("\\")[0].strip() for line in lock.splitlines() if line and not line.startswith("#")]
+    assert requirements and all(item in script for item in requirements)
+    assert "--no-deps --require-hashes" in script
