@@ -54,8 +54,9 @@ def test_overrides_reach_the_config_snakemake_validates(tmp_path):
     [
         (["run", "--steps", "x"], "argument --steps: 'x' is not a whole number"),
         (["run", "--steps", "0"], "argument --steps: 0 is below 1"),
-        (["run", "--seeds", "0,0"], "seeds are whole numbers >= 0, each once"),
-        (["run", "--seeds", "a,b"], "is not a list of whole numbers"),
+        (["run", "--seeds", "0,0"], "'0,0': each seed once"),
+        (["run", "--seeds", "a,b"], "'a' is not an integer"),
+        (["run", "--seeds", "0,-1"], "-1 is negative; seeds are integers >= 0"),
         (["run", "--profile", "nope"], "--profile nope: neither a profile (smoke, imdb-cpu, paper) nor a config file"),
         (["evaluate", "--prompts", "missing.txt"], "--prompts missing.txt: no such file"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),

@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from rlhf_bench.config import ConfigError, load
+from rlhf_bench.runtime import seed_argument
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: Snakefile, config/
 PROFILES = {"smoke": "config/config.yaml", "imdb-cpu": "config/imdb-cpu.yaml", "paper": "config/paper.yaml"}
@@ -46,13 +47,10 @@ def positive_int(text: str) -> int:
 
 
 def seed_list(text: str) -> list[int]:
-    """`0,1,2`: seeds are whole numbers >= 0, each once."""
-    try:
-        seeds = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a list of whole numbers, e.g. 0,1,2") from None
-    if any(seed < 0 for seed in seeds) or len(set(seeds)) < len(seeds):
-        raise argparse.ArgumentTypeError(f"'{text}': seeds are whole numbers >= 0, each once")
+    """`0,1,2`: each a seed as a stage's --seed takes it, each once."""
+    seeds = [seed_argument(part) for part in text.split(",")]
+    if len(set(seeds)) < len(seeds):
+        raise argparse.ArgumentTypeError(f"'{text}': each seed once")
     return seeds
 
 

@@ -29,6 +29,7 @@ from rlhf_bench.io import (
     read_checksums,
     sha256_file,
     staged_dir,
+    staged_outputs,
     verified_outputs,
     verify_checksums,
     write_json,
@@ -154,7 +155,7 @@ def hardware() -> dict:
     return record
 
 
-def _seed(text: str) -> int:
+def seed_argument(text: str) -> int:
     """--seed: an integer >= 0 (numpy and torch refuse negative seeds deep inside a run)."""
     try:
         value = int(text)
@@ -266,7 +267,7 @@ class Stage:
         if experiment:
             self.parser.add_argument("--experiment", required=True, help="experiment name in the config")
         if seeded:
-            self.parser.add_argument("--seed", required=True, type=_seed, help="PPO seed (an integer >= 0)")
+            self.parser.add_argument("--seed", required=True, type=seed_argument, help="PPO seed (an integer >= 0)")
         if self.reads_data:
             self.parser.add_argument("--data", required=True, help="the experiment's data directory")
 
@@ -331,6 +332,17 @@ class Stage:
     def _finish(self, run: Run, folder: Path, started: float) -> None:
         """provenance.json beside the outputs, with the sha256 of each: what every reader verifies."""
         self._write_provenance(run, folder / "provenance.json", checksum_tree(folder), started)
+
+    def write_tables(self, run: Run, tables: dict) -> None:
+        """A profile-wide stage's CSV tables (name -> DataFrame) into --out-dir: all of them or none
+        (io.staged_outputs), their sha256 recorded (`record`), and a line saying what was written."""
+        out = run.args.out_dir
+        with staged_outputs(out) as staging:
+            for name, table in tables.items():
+                table.to_csv(staging / name, index=False)
+        self.record(run, [out / name for name in tables])
+        n_rows = ", ".join(f"{name} ({len(table)} rows)" for name, table in tables.items())
+        print(f"{self.module}: wrote {n_rows} to {out}")
 
     def record(self, run: Run, files: list[Path]) -> None:
         """For a profile-wide stage that shares its folder (aggregate, claims): the sha256 of the files it wrote,

@@ -10,7 +10,7 @@ resolved config, and writes three tidy CSV files that the claims check and the r
                   Mann-Whitney U otherwise: proportions.per_sample_test), Welch t over seed means
 
 A missing or malformed input ends the stage with one line on stderr and exit code 2 (the stage frame), and
-nothing is written: the three tables are moved into place together (io.staged_outputs).
+nothing is written: the three tables are moved into place together (Stage.write_tables).
 
     python -m rlhf_bench.analysis.aggregate --config results/smoke/config.json \
         --results-dir results/smoke --out-dir results/smoke
@@ -35,7 +35,7 @@ from rlhf_bench.analysis.metrics import (
 )
 from rlhf_bench.analysis.proportions import per_sample_test
 from rlhf_bench.analysis.stats import t_interval, welch_t, wilson_interval
-from rlhf_bench.io import StageError, field, read_json, read_table, staged_outputs, verified
+from rlhf_bench.io import StageError, field, read_json, read_table, verified
 from rlhf_bench.layout import SUMMARY_TABLES, stage_dir
 from rlhf_bench.runtime import Stage
 
@@ -250,8 +250,8 @@ def run_tests(config: dict, seed_metrics: pd.DataFrame, results_dir: Path) -> pd
     return pd.DataFrame(rows, columns=TEST_COLUMNS)
 
 
-def aggregate(config: dict, results_dir: Path, out_dir: Path) -> dict[str, pd.DataFrame]:
-    """Compute all three tables (reading every input first), then write them together."""
+def aggregate(config: dict, results_dir: Path) -> dict[str, pd.DataFrame]:
+    """All three tables, by file name (every input read before anything is written)."""
     seed_metrics = load_seed_metrics(config, results_dir)
     tables = dict(
         zip(
@@ -264,9 +264,6 @@ def aggregate(config: dict, results_dir: Path, out_dir: Path) -> dict[str, pd.Da
             strict=True,
         )
     )
-    with staged_outputs(out_dir) as staging:
-        for name, table in tables.items():
-            table.to_csv(staging / name, index=False)
     return tables
 
 
@@ -275,10 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     stage.add_results_args()
 
     def body(run):
-        tables = aggregate(run.config.raw, run.args.results_dir, run.args.out_dir)
-        stage.record(run, [run.args.out_dir / name for name in tables])
-        n_rows = ", ".join(f"{name} ({len(table)} rows)" for name, table in tables.items())
-        print(f"{stage.module}: wrote {n_rows} to {run.args.out_dir}")
+        stage.write_tables(run, aggregate(run.config.raw, run.args.results_dir))
 
     return stage.run(body, argv)
 

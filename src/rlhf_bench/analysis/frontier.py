@@ -31,7 +31,7 @@ import pandas as pd
 from rlhf_bench.analysis.metrics import CONFIDENCE, DIRECTIONS, analytic_kl, policy_metrics
 from rlhf_bench.analysis.power import holm
 from rlhf_bench.analysis.stats import t_interval, welch_t
-from rlhf_bench.io import StageError, read_table, staged_outputs, verified
+from rlhf_bench.io import StageError, read_table, verified
 from rlhf_bench.layout import ALL_SEEDS, FRONTIER_TABLES, Layout, frontier_stages
 from rlhf_bench.runtime import Stage
 
@@ -164,13 +164,10 @@ def matched(config: dict, points: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def frontier(config: dict, results_dir: Path, out_dir: Path) -> dict[str, pd.DataFrame]:
+def frontier(config: dict, results_dir: Path) -> dict[str, pd.DataFrame]:
+    """frontier.csv and frontier_matched.csv, by file name."""
     points = frontier_points(config, results_dir)
-    tables = dict(zip(FRONTIER_TABLES, (points, matched(config, points)), strict=True))
-    with staged_outputs(out_dir) as staging:
-        for name, table in tables.items():
-            table.to_csv(staging / name, index=False)
-    return tables
+    return dict(zip(FRONTIER_TABLES, (points, matched(config, points)), strict=True))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,10 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     stage.add_results_args()
 
     def body(run):
-        tables = frontier(run.config.raw, run.args.results_dir, run.args.out_dir)
-        stage.record(run, [run.args.out_dir / name for name in tables])
-        n_rows = ", ".join(f"{name} ({len(table)} rows)" for name, table in tables.items())
-        print(f"{stage.module}: wrote {n_rows} to {run.args.out_dir}")
+        stage.write_tables(run, frontier(run.config.raw, run.args.results_dir))
 
     return stage.run(body, argv)
 
