@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, snakemake, snakemake_command, snakemake_env, tiny_config
+from rlhf_bench.layout import FRONTIER_STAGES, STAGES, USER_STAGES
 
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 CLUSTER = os.environ.get("RLHF_BENCH_SLURM_CLUSTER", "")
@@ -39,7 +40,7 @@ LOCAL_RULES = {"resolved_config", "experiment_config", "aggregate", "claims", "a
 # What must be byte-identical between the host run and the SLURM run (per seed, per experiment, per profile).
 COMPARED = ("metrics.json", "samples.parquet", "rm_metrics.json", "summary.csv", "claims.csv")
 GPU_EXPERIMENT = "imdb-negative"
-STAGE_RULES = ("data", "sft", "reward", "ppo", "evaluate")  # the jobs that write a provenance.json
+STAGE_RULES = (*STAGES, *FRONTIER_STAGES, *USER_STAGES)  # the jobs that write a provenance.json
 
 needs_cluster = pytest.mark.skipif(
     not CLUSTER,
@@ -224,7 +225,9 @@ def test_jobs_ran_in_the_profiles_partition_and_account(slurm_run):
 def test_results_are_byte_identical_to_the_host_run(slurm_run, local_run):
     host = local_run.workdir / "results"
     files = sorted(p.relative_to(host) for p in host.rglob("*") if p.name in COMPARED)
-    assert len(files) == 3 * 2 * 2 + 3 + 2, files  # metrics + samples per seed, rm_metrics per experiment, 2 tables
+    # Per experiment: evaluate's metrics + samples and dpo's samples per seed (2 seeds); rm_metrics; the samples of
+    # ppo_path, best_of_n and prompts (every seed in one file). Then summary.csv and claims.csv.
+    assert len(files) == 3 * (2 * 2 + 2 + 1 + 3) + 2, files
     different = [str(f) for f in files if not filecmp.cmp(host / f, slurm_run.workdir / "results" / f, shallow=False)]
     assert not different, f"the SLURM run differs from the host run in {different}"
     report = (slurm_run.workdir / "reports" / "smoke" / "report.md").read_text()
