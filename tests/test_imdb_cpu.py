@@ -102,6 +102,7 @@ def sliced_config(source: Path) -> dict:
     exp["sft"].update(vocab_size=600, n_layer=1, n_head=2, n_embd=32)
     exp["reward"].update(max_length=64)
     exp["ppo"].update(steps=2, batch_size=8, mini_batch_size=4, ppo_epochs=1)
+    exp["frontier"]["ppo_path"] = [0.5]  # a quarter of 2 steps is no step
     exp["generation"].update(max_new_tokens=8)
     return raw
 
