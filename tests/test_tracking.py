@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -214,8 +215,19 @@ def config(records) -> dict:
             for u in r.config.update}  # fmt: skip
 
 
+@pytest.fixture
+def own_wandb_service():
+    """wandb exports WANDB_SERVICE for the service it starts in this process: later tests must not inherit it."""
+    before = os.environ.get("WANDB_SERVICE")
+    yield
+    if before is None:
+        os.environ.pop("WANDB_SERVICE", None)
+    else:
+        os.environ["WANDB_SERVICE"] = before
+
+
 @pytest.mark.slow
-def test_wandb_offline_run_holds_train_log_and_no_key(chain, tmp_path, monkeypatch):
+def test_wandb_offline_run_holds_train_log_and_no_key(chain, tmp_path, monkeypatch, own_wandb_service):
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     tracking_dir, root = run_tracked(chain, tmp_path, "wandb", stages=("reward", "ppo"))

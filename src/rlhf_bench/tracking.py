@@ -82,7 +82,10 @@ class Job:
     def wandb_kwargs(self) -> dict:
         """wandb.init's arguments besides the project; offline unless told otherwise or the hub is online."""
         offline = self.tracking.offline if self.tracking.offline is not None else self.config.hf_hub_offline
-        return {"name": self.name, "dir": str(self.directory), "mode": "offline" if offline else "online"}
+        # Absolute: W&B writes the run's files from its wandb-core service, which another process may have started
+        # in another folder (it is shared through WANDB_SERVICE), and a relative dir would be read from there.
+        directory = self.directory.resolve()
+        return {"name": self.name, "dir": str(directory), "mode": "offline" if offline else "online"}
 
     def ppo_config_kwargs(self) -> dict:
         """trl PPOConfig's tracker fields, with which PPOTrainer's own Accelerator starts the run; {} when off."""
