@@ -15,7 +15,7 @@ export HF_DATASETS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install system-deps run imdb-cpu dag test test-fast lint format docs lock benchmark clean
+.PHONY: install system-deps run imdb-cpu reference dag test test-fast lint format docs lock benchmark clean
 
 install: $(STAMP)
 
@@ -27,13 +27,19 @@ $(STAMP): envs/requirements.lock envs/requirements-extras.lock pyproject.toml
 	touch $(STAMP)
 
 # Snakemake reads --configfile before the Snakefile runs and names no file when it cannot: check it first.
-run: install  ## the whole DAG on $(CONFIG) (default: the smoke profile)
+# Both end by comparing the rerun with our own published results (reference/<profile>), as with a paper's.
+run: install  ## the whole DAG on $(CONFIG) (default: the smoke profile), then the rerun against reference/
 	python -m rlhf_bench.config $(CONFIG)
 	snakemake --cores $(CORES) --configfile $(CONFIG)
+	rlhf-bench compare --reference --profile $(CONFIG)
 
 # seeds/000 Part 1 on the real IMDB data (../shared/data/imdb, see config/imdb-cpu.yaml): under an hour on 2 cores.
 imdb-cpu: install  ## the imdb-cpu profile, timed per stage (benchmarks/out/imdb-cpu_dag.json)
 	python benchmarks/smoke_dag.py --config config/imdb-cpu.yaml --keep . --target-minutes 60
+	rlhf-bench compare --reference --profile config/imdb-cpu.yaml
+
+reference: install  ## make results/<profile> of $(CONFIG) the project's reference bundle (reference/<profile>)
+	rlhf-bench bundle --profile $(CONFIG)
 
 dag: install  ## the DAG as a picture: dag.png
 	snakemake --configfile $(CONFIG) --rulegraph | dot -Tpng > dag.png

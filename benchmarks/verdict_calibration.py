@@ -6,13 +6,15 @@ For every test kind of config/claims.yaml and 3, 5 and 10 seeds, simulates runs 
 claim's band, on its edge and outside, decides them with the project's own verdict code (Holm across the 18
 claims of a run), and prints per kind: the false REPRODUCED rate at the margin's edge and the false NOT
 REPRODUCED rates at the refute test's edge and when the claim holds (each must be at most alpha within
-Monte-Carlo error: `calibrated`), and the power. Writes verdict_calibration.csv (the rates) and .txt (the
-printed table, with the time, commit and run count) to --out. Exit 1 when a rule is not calibrated.
+Monte-Carlo error: `calibrated`), and the power. Writes verdict_calibration.csv (the rates), .txt (the
+printed table, with the time, commit and run count) and .json (the record of this run with the table's sha256,
+which the report's claims appendix quotes) to --out. Exit 1 when a rule is not calibrated.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from rlhf_bench.analysis import calibration
 from rlhf_bench.analysis.claims_file import DEFAULT_CLAIMS, load_claims
+from rlhf_bench.io import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +63,19 @@ def main(argv=None) -> int:
     table = calibration.rates(frame, settings.alpha)
     seconds = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "verdict_calibration.csv", index=False, float_format="%.4f")
+    table.to_csv(args.out / calibration.CALIBRATION_TABLE, index=False, float_format="%.4f")
+    record = {
+        "benchmark": "verdict_calibration",
+        "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "commit": revision,
+        "runs": args.runs,
+        "seed": args.seed,
+        "alpha": settings.alpha,
+        "minutes": round(seconds / 60, 1),
+        "claims_file": args.claims.name,
+        "outputs": {calibration.CALIBRATION_TABLE: sha256_file(args.out / calibration.CALIBRATION_TABLE)},
+    }
+    (args.out / calibration.CALIBRATION_RECORD.name).write_text(json.dumps(record, indent=2) + "\n")
     shown = table[list(SHOWN)].rename(columns=SHOWN)
     header = (
         f"verdict calibration: {args.runs} simulated runs per (seed count, truth) of the {len(settings.claims)} "

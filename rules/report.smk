@@ -1,4 +1,5 @@
 # Profile-wide analysis: aggregate, claims, compare and the report (rlhf_bench.analysis, rlhf_bench.report).
+from rlhf_bench.analysis.claims_file import CALIBRATION_RECORD
 from rlhf_bench.analysis.claims_file import validated_or_exit as validate_claims_or_exit
 
 
@@ -120,6 +121,7 @@ rule report:
         LAYOUT.profile_file("claims.csv"),
         LAYOUT.per_seed("ppo", "train_log.csv"),
         LAYOUT.provenance_files(),
+        str(CALIBRATION_RECORD),  # the verdict rules' measured error rates, quoted in the claims appendix
         config=LAYOUT.profile_file("config.json"),
     output:
         md=LAYOUT.report_file("report.md"),

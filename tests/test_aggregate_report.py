@@ -130,6 +130,32 @@ def test_summary_means_equal_the_metrics_files(full_run):
         assert (math.isnan(row.documented) and doc is None) or row.documented == doc
 
 
+def test_improvement_is_each_seed_pair_compared_in_the_objective_direction(full_run):
+    """improvement.csv: the IQM of each policy and P(RLHF seed beats base seed) counted by hand from metrics.json,
+    a decrease objective (instruct-short's length) counting a lower RLHF value as the win."""
+    results, out = full_run
+    improvement = pd.read_csv(results / "improvement.csv")
+    assert list(improvement.columns) == aggregate.IMPROVEMENT_COLUMNS
+    assert len(improvement) == 3 * 2  # experiments x (objective, reward)
+    for row in improvement.itertuples():
+        values = {}
+        for policy in ("base", "rlhf"):
+            values[policy] = [
+                json.loads((results / row.experiment / "evaluate" / f"seed{seed}" / "metrics.json").read_text())[
+                    "policies"][policy][row.metric] for seed in (0, 1, 2)
+            ]  # fmt: skip
+        better = (lambda a, b: a > b) if row.direction == "increase" else (lambda a, b: a < b)
+        wins = sum(better(r, b) + 0.5 * (r == b) for r in values["rlhf"] for b in values["base"])
+        assert row.probability_of_improvement == pytest.approx(wins / 9, abs=1e-12), row
+        # rliable's IQM trims floor(n / 4) runs from each end: none of 3, so here the plain mean
+        assert row.iqm_rlhf == pytest.approx(sum(values["rlhf"]) / 3, rel=1e-12)
+        assert row.poi_ci_low <= row.probability_of_improvement <= row.poi_ci_high
+    length = improvement.set_index(["experiment", "metric"]).loc[("instruct-short", "length_mean")]
+    assert length.direction == "decrease"
+    md = (out / "report.md").read_text()
+    assert md.count("P(RLHF better)") >= 3 and "(Agarwal et al. 2021" in md
+
+
 def test_judge_ratio_per_seed_test_is_fishers_exact_on_the_labels(full_run):
     """The per-seed test of a judge ratio is Fisher's exact test on the 0/1 label counts of the samples."""
     results, _ = full_run
@@ -246,6 +272,7 @@ def test_report_writes_markdown_html_and_figures(full_run):
         "ppo_curves.png",
         "reward_vs_judge.png",
         "reward_vs_kl.png",
+        "seed_spread.png",
     ]
     for heading in HEADINGS:
         assert re.search(rf"<h2>{re.escape(heading)}</h2>", page), heading
@@ -330,11 +357,12 @@ def test_report_without_judge_omits_judge_figures(small_results, tmp_path):
         "length_hist.png",
         "ppo_curves.png",
         "reward_vs_kl.png",
+        "seed_spread.png",
     ]
     md = (out / "report.md").read_text()
     assert "No experiment in this profile has a judge" in md
     assert "No Snakemake benchmark files" in md
-    assert (out / "report.html").read_text().count("data:image/png;base64,") == 3
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 4
 
 
 def test_report_missing_aggregate_output_exits_2(small_results, tmp_path, capsys):

@@ -12,6 +12,7 @@ import pytest
 
 from rlhf_bench.analysis import calibration
 from rlhf_bench.analysis.claims_file import load_claims
+from rlhf_bench.io import StageError
 
 RUNS = 40  # per (seed count, truth): 320 simulated runs of 16 measured claims, about 15 s
 
@@ -56,3 +57,19 @@ def test_simulated_seeds_have_the_true_mean_within_the_bounds():
     perplexity = calibration.draw("perplexity", 2.17, 84.2, 68.1, 100_000, rng)
     assert perplexity.min() >= 1 and perplexity.mean() == pytest.approx(2.17, rel=0.01)
     assert math.isclose(calibration.mc_tolerance(0.05, 100), 3 * math.sqrt(0.05 * 0.95 / 100))
+
+
+def test_the_committed_calibration_is_verified_before_it_is_quoted(tmp_path):
+    """The report quotes benchmarks/out/verdict_calibration.csv only as its record's sha256 says it was written."""
+    meta, rates = calibration.load_calibration()
+    assert meta["runs"] >= 1000 and set(rates.n_seeds) == set(calibration.SEED_COUNTS)
+    assert set(rates.test) == {c.test for c in load_claims().claims} - {"not_measured"}
+    for name in (calibration.CALIBRATION_TABLE, calibration.CALIBRATION_RECORD.name):
+        (tmp_path / name).write_bytes((calibration.CALIBRATION_RECORD.parent / name).read_bytes())
+    table = tmp_path / calibration.CALIBRATION_TABLE
+    table.write_text(table.read_text().replace("0.0", "0.1", 1))  # one rate edited by hand
+    with pytest.raises(StageError, match=r"verdict_calibration.csv: its sha256 is not the one .* records.*Fix: rerun"):
+        calibration.load_calibration(tmp_path / calibration.CALIBRATION_RECORD.name)
+    table.unlink()
+    with pytest.raises(StageError, match=r"verdict_calibration.csv: missing"):
+        calibration.load_calibration(tmp_path / calibration.CALIBRATION_RECORD.name)

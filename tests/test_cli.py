@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -70,7 +71,7 @@ def test_bad_arguments_get_one_line(args, says):
 
 
 def test_every_command_says_what_it_does():
-    for command in ("run", "evaluate", "report", "check", "compare"):
+    for command in ("run", "evaluate", "report", "check", "compare", "bundle"):
         proc = rlhf_bench(command, "--help")
         assert proc.returncode == 0 and proc.stdout.startswith(f"usage: rlhf-bench {command}")
     assert "--prompts" in rlhf_bench("evaluate", "--help").stdout
@@ -103,6 +104,41 @@ def test_report_check_and_compare_on_a_finished_run(tmp_path):
     shutil.copytree(results, copy)
     proc = rlhf_bench("compare", str(results), str(copy), "--fail-on-difference")
     assert proc.returncode == 0 and "DIFFERENT" not in proc.stdout
+
+
+def test_a_bundle_holds_the_numbers_and_records_and_compares_as_the_run(tmp_path, monkeypatch, capsys):
+    """`bundle` keeps what compare reads (no weights, samples or data); `compare --reference` reads
+    reference/<profile> against results/<profile> and writes its tables under results/<profile>/compare."""
+    results = write_fake_results(tmp_path, benchmarks=False, n_prompts=8)
+    assert aggregate.main(["--config", str(results / "config.json"), "--results-dir", str(results),
+                           "--out-dir", str(results)]) == 0  # fmt: skip
+    (results / "imdb-negative" / "ppo" / "seed0.checkpoint").mkdir(parents=True)
+    (results / "imdb-negative" / "ppo" / "seed0.checkpoint" / "trainer_state.json").write_text("{}")
+    config = tmp_path / "fake.yaml"
+    config.write_text(yaml.safe_dump({**json.loads((results / "config.json").read_text()),
+                                      "results_dir": str(results.parent)}))  # fmt: skip
+    reference = tmp_path / "reference"
+    monkeypatch.setattr("rlhf_bench.analysis.compare.REFERENCE_DIR", reference)
+    assert cli.main(["compare", "--reference", "--profile", str(config)]) == 0
+    assert "no reference bundle for profile 'smoke'" in capsys.readouterr().out
+
+    assert cli.main(["bundle", "--profile", str(config)]) == 0
+    bundle = reference / "smoke"
+    files = {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+    assert {
+        "config.json",
+        "summary.csv",
+        "improvement.csv",
+        "imdb-negative/reward/rm_metrics.json",
+        "imdb-negative/evaluate/seed2/metrics.json",
+        "imdb-negative/evaluate/seed2/provenance.json",
+    } <= files
+    assert not [f for f in files if f.endswith((".parquet", ".safetensors", ".jsonl")) or ".checkpoint" in f]
+    assert cli.main(["compare", "--reference", "--profile", str(config), "--fail-on-difference"]) == 0
+    metrics = pd.read_csv(results / "compare" / "reference" / "metrics.csv")
+    assert len(metrics) > 0 and set(metrics.status) == {"IDENTICAL"}
+    assert cli.main(["compare", "--reference", str(results)]) == 2  # --reference takes no bundles
+    assert "give no EARLIER or RERUN" in capsys.readouterr().err
 
 
 def test_prompts_file_as_text_or_jsonl(tmp_path):

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, snakemake, snakemake_command, snakemake_env
+from rlhf_bench.analysis.metrics import fmt
 
 pytestmark = pytest.mark.dag
 
@@ -96,6 +97,11 @@ def test_report_is_written(finished_run):
     assert "not comparable" in md.lower()
     assert "0 of 18 documented claims reproduced" in md
     assert "## Claims in full (appendix)" in md and "(required)" in md
+    # The appendix quotes the committed calibration at the nearest simulated seed count (3 for this run's 2).
+    rates = pd.read_csv(ROOT / "benchmarks" / "out" / "verdict_calibration.csv").query("n_seeds == 3")
+    errors = md[md.index("### Error rates of the verdict rules") :]
+    for row in rates.itertuples():
+        assert f"| `{row.test}` |" in errors and fmt(row.false_reproduced_at_edge_worst) in errors, row.test
     # The verdict card comes first, before the abstract: one coloured row per claim.
     card = md[: md.index("## Abstract")]
     assert card.count('<span style="background:') == 18 and "**Verdicts:**" in card

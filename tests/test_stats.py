@@ -462,6 +462,36 @@ def test_iqm_bootstrap_is_seeded_and_edge_cases():
         power.iqm_stratified_bootstrap([0.1, float("nan"), 0.3])
 
 
+def test_probability_of_improvement_is_rliables():
+    """rliable.metrics.probability_of_improvement on one task: Mann-Whitney U of X over Y divided by the pairs,
+    and its StratifiedIndependentBootstrap (X's and Y's runs resampled apart, percentile) written out."""
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(0.6, 0.1, 7), rng.normal(0.5, 0.1, 5)
+    x[0] = y[0]  # a tie counts a half
+    point, low, high = power.probability_of_improvement(x, y, n_resamples=20_000, seed=1)
+    u = sps.mannwhitneyu(x, y, alternative="greater").statistic
+    assert point == pytest.approx(u / (7 * 5), abs=1e-15)
+    draw = np.random.default_rng(2)
+    xs, ys = x[draw.integers(0, 7, (20_000, 7))], y[draw.integers(0, 5, (20_000, 5))]
+    draws = ((xs[:, :, None] > ys[:, None, :]) + 0.5 * (xs[:, :, None] == ys[:, None, :])).mean(axis=(1, 2))
+    assert (low, high) == pytest.approx(tuple(np.percentile(draws, [2.5, 97.5])), abs=0.02)
+    assert low < point < high
+    # Swapping the sides gives the complement; a decrease objective passes negated values.
+    assert power.probability_of_improvement(y, x, n_resamples=10)[0] == pytest.approx(1 - point)
+    assert power.probability_of_improvement(-x, -y, n_resamples=10)[0] == pytest.approx(1 - point)
+
+
+def test_probability_of_improvement_edge_cases():
+    assert power.probability_of_improvement([0.3, 0.3], [0.3, 0.3]) == (0.5, 0.5, 0.5)
+    point, low, high = power.probability_of_improvement([0.9], [0.1, 0.2])  # one run: nothing to resample
+    assert point == 1.0 and math.isnan(low) and math.isnan(high)
+    assert power.probability_of_improvement([0.5, 0.6], [0.1, 0.2], seed=3) == power.probability_of_improvement(
+        [0.5, 0.6], [0.1, 0.2], seed=3
+    )
+    with pytest.raises(ValueError, match="probability_of_improvement: y contains inf"):
+        power.probability_of_improvement([0.1, 0.2], [math.inf, 0.3])
+
+
 # ------------------------------------------------------------------------- Holm and power
 
 

@@ -6,6 +6,8 @@
     rlhf-bench report --profile P                              # rebuild the report from results/<profile>/ alone
     rlhf-bench check results/<profile>/claims.csv [--strict]
     rlhf-bench compare EARLIER RERUN [--fail-on-difference]
+    rlhf-bench compare --reference --profile P                 # your rerun against ours (reference/<profile>)
+    rlhf-bench bundle --profile P [--out DIR]                  # a run's numbers and records, no weights
 
 `--seeds`, `--steps` and `--batch-size` set values inside every experiment of the profile (Snakemake's `--config`,
 deep-merged); arguments after `--` go to Snakemake as they are. Run it from the checkout (where results/ goes).
@@ -125,12 +127,48 @@ def cmd_check(args) -> int:
     return check([str(args.claims_csv), *(["--strict"] if args.strict else [])])
 
 
+def profile_results(profile: str) -> tuple[str, Path]:
+    """A profile's name and its results folder (results/<profile>), as its config lays them out."""
+    from rlhf_bench.layout import Layout
+
+    config = load(config_file(profile)).raw
+    return config["profile"], Path(Layout(config).results)
+
+
 def cmd_compare(args) -> int:
+    from rlhf_bench.analysis.compare import REFERENCE_DIR
     from rlhf_bench.analysis.compare import main as compare
 
+    if args.reference:
+        if args.earlier or args.rerun:
+            raise ConfigError("--reference compares results/<profile> with ours: give no EARLIER or RERUN with it")
+        name, results = profile_results(args.profile)
+        earlier, rerun = REFERENCE_DIR / name, results
+        if not earlier.is_dir():
+            print(f"rlhf-bench compare: no reference bundle for profile '{name}' ({earlier}): nothing to compare")
+            return 0
+        out = args.out_dir or str(results / "compare" / "reference")
+    elif args.earlier is None or args.rerun is None:
+        raise ConfigError("compare needs EARLIER and RERUN (two results bundles), or --reference [--profile P]")
+    else:
+        earlier, rerun, out = args.earlier, args.rerun, args.out_dir
     extra = ["--fail-on-difference"] if args.fail_on_difference else []
-    extra += ["--out-dir", args.out_dir] if args.out_dir else []
-    return compare([str(args.earlier), str(args.rerun), *extra])
+    extra += ["--out-dir", str(out)] if out else []
+    return compare([str(earlier), str(rerun), *extra])
+
+
+def cmd_bundle(args) -> int:
+    from rlhf_bench.analysis.compare import REFERENCE_DIR, write_bundle
+    from rlhf_bench.io import StageError
+
+    name, results = profile_results(args.profile)
+    out = Path(args.out) if args.out else REFERENCE_DIR / name
+    try:
+        files = write_bundle(results, out)
+    except StageError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"rlhf-bench bundle: {len(files)} files of {results} (numbers and records, no weights) in {out}")
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -175,11 +213,23 @@ def parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="a rerun against an earlier results bundle",
                                   description="Every metric and provenance difference of a rerun against an earlier "
                                   "results bundle (a copied results/<profile>).")  # fmt: skip
-    compare.add_argument("earlier", type=Path, help="the earlier bundle (results/<profile> copied)")
-    compare.add_argument("rerun", type=Path, help="the rerun's results/<profile>")
+    compare.add_argument("earlier", type=Path, nargs="?", help="the earlier bundle (results/<profile> copied)")
+    compare.add_argument("rerun", type=Path, nargs="?", help="the rerun's results/<profile>")
+    compare.add_argument("--reference", action="store_true",
+                         help="results/<profile> against the project's own bundle, reference/<profile>")  # fmt: skip
+    compare.add_argument("--profile", default="smoke", help="with --reference: the profile (default: smoke)")
     compare.add_argument("--fail-on-difference", action="store_true", help="exit 1 when a metric is DIFFERENT")
-    compare.add_argument("--out-dir", help="write metrics.csv, provenance.csv and summary.md here")
+    compare.add_argument("--out-dir", help="write metrics.csv, provenance.csv and summary.md here (with "
+                         "--reference: results/<profile>/compare/reference unless given)")  # fmt: skip
     compare.set_defaults(handler=cmd_compare)
+
+    bundle = commands.add_parser("bundle", help="a finished run's numbers and records as a results bundle",
+                                 description="Copy results/<profile>'s metrics, tables, claims and provenance (no "
+                                 "weights, samples or data) into a bundle that compare reads; by default the "
+                                 "project's reference bundle, reference/<profile>.")  # fmt: skip
+    bundle.add_argument("--profile", default="smoke", help=f"{', '.join(PROFILES)} or a config file")
+    bundle.add_argument("--out", help="the bundle's folder (default: reference/<profile>)")
+    bundle.set_defaults(handler=cmd_bundle)
     return top
 
 

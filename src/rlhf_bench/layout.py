@@ -44,7 +44,7 @@ def ppo_path_dir(ppo_dir: str | Path, step: int) -> Path:
 
 
 DATA_FILES = ("prompts_train.jsonl", "prompts_eval.jsonl", "pairs_train.jsonl", "pairs_test.jsonl", "corpus.jsonl")
-SUMMARY_TABLES = ("summary.csv", "rm_summary.csv", "tests.csv")
+SUMMARY_TABLES = ("summary.csv", "rm_summary.csv", "improvement.csv", "tests.csv")
 REPORT_FILES = ("report.md", "report.html", "report.pdf")
 # Profile-wide rules whose outputs share results/<profile>/ record them in `<rule>.provenance.json` there; a stage
 # of one experiment has a folder of its own, and its `provenance.json` in it.

@@ -73,11 +73,33 @@ def check_versions(allow_drift: bool) -> list[str]:
     return drift
 
 
-def seed_everything(seed: int, threads: int) -> None:
-    """Same seed, same machine, same thread count: same bytes out (CPU)."""
+# The instruction-set pins of `portable_cpu_kernels`. Each library picks the widest kernels the CPU has, and a
+# different kernel sums in another order: on one machine a 10-step GPT-2 training changed its bits with each one
+# alone (torch's own AVX-512 vs AVX2 kernels; MKL's GEMM). Read when each library first computes, not at import.
+PORTABLE_CPU_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def pin_cpu_kernels() -> None:
+    """Take the AVX2 code paths of torch, MKL and oneDNN (PORTABLE_CPU_KERNELS); before any tensor is computed."""
+    import torch
+
+    os.environ.update(PORTABLE_CPU_KERNELS)
+    found = torch.backends.cpu.get_cpu_capability()
+    if found not in ("AVX2", "DEFAULT"):  # already fixed by an earlier computation in this process
+        raise StageError(
+            f"portable_cpu_kernels: torch already runs its {found} kernels in this process. Fix: start the stage in "
+            "a fresh process (as Snakemake does), or set ATEN_CPU_CAPABILITY=avx2 before Python starts."
+        )
+
+
+def seed_everything(seed: int, threads: int, portable_cpu_kernels: bool = False) -> None:
+    """Same seed, same machine, same thread count: same bytes out (CPU); with portable_cpu_kernels, the same bytes
+    on any x86-64 machine with AVX2 (see settings.Config)."""
     import numpy as np
     import torch
 
+    if portable_cpu_kernels:
+        pin_cpu_kernels()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -117,6 +139,9 @@ def hardware() -> dict:
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        # Which kernels ran: what makes two CPUs' bits differ (portable_cpu_kernels pins both to AVX2).
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkl_cbwr": os.environ.get("MKL_CBWR") or None,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "container_image": os.environ.get("RLHF_BENCH_IMAGE") or None,
     }
@@ -405,7 +430,8 @@ class Stage:
             )
         download.use_cache(run.config.hub_cache)
         if self.runs_models:
-            seed_everything(run.args.seed if self.seeded else self.seed(run.experiment), run.config.threads)
+            seed = run.args.seed if self.seeded else self.seed(run.experiment)
+            seed_everything(seed, run.config.threads, run.config.portable_cpu_kernels)
         if self.reads_data:
             record = run.data / "checksums.json"
             run.provenance["data_checksums"] = verify_checksums(run.data, read_checksums(run.data), record)

@@ -5,12 +5,14 @@ resolved config, and writes three tidy CSV files that the claims check and the r
 
 - summary.csv     one row per (experiment, per-policy metric, policy): mean, std and t interval over seeds
 - rm_summary.csv  one row per (experiment, split): pairwise accuracy with its Wilson interval
+- improvement.csv for each tested metric, the IQM over seeds of base and RLHF and rliable's probability that an
+                  RLHF seed beats a base seed in the documented direction, with its stratified bootstrap interval
 - tests.csv       one-sided tests that RLHF moved the objective (and the reward) in the documented
                   direction: per seed on per-sample values (Fisher's exact test on 0/1 judge labels,
                   Mann-Whitney U otherwise: proportions.per_sample_test), Welch t over seed means
 
 A missing or malformed input ends the stage with one line on stderr and exit code 2 (the stage frame), and
-nothing is written: the three tables are moved into place together (Stage.write_tables).
+nothing is written: the four tables are moved into place together (Stage.write_tables).
 
     python -m rlhf_bench.analysis.aggregate --config results/smoke/config.json \
         --results-dir results/smoke --out-dir results/smoke
@@ -33,6 +35,7 @@ from rlhf_bench.analysis.metrics import (
     bounds,
     bounds_note,
 )
+from rlhf_bench.analysis.power import iqm, probability_of_improvement
 from rlhf_bench.analysis.proportions import per_sample_test
 from rlhf_bench.analysis.stats import t_interval, welch_t, wilson_interval
 from rlhf_bench.io import StageError, field, read_json, read_table, verified
@@ -48,6 +51,11 @@ RM_COLUMNS = [
     "experiment", "split", "n_pairs", "n_correct", "accuracy", "wilson_low", "wilson_high", "documented", "scorer",
 ]  # fmt: skip
 REWARD_MODEL = "reward model"  # rm_summary.csv `scorer` of the reward model; baselines carry their titles
+IMPROVEMENT_COLUMNS = [
+    "experiment", "metric", "direction", "n_seeds", "iqm_base", "iqm_rlhf", "probability_of_improvement",
+    "poi_ci_low", "poi_ci_high",
+]  # fmt: skip
+POI_RESAMPLES = 10_000  # rliable's default number of bootstrap resamples
 TEST_COLUMNS = [
     "experiment", "metric", "test", "seed", "direction", "statistic", "p_value", "significant",
 ]  # fmt: skip
@@ -225,14 +233,7 @@ def experiment_tests(
             rlhf, base = values[frame.policy == "rlhf"], values[frame.policy == "base"]
             test, stat, p = per_sample_test(rlhf, base, alternative)
             rows.append((experiment, metric, test, str(seed), direction, stat, p, bool(p < ALPHA)))
-        by_policy = {}
-        for policy in POLICIES:
-            values = seed_metrics[
-                (seed_metrics.experiment == experiment)
-                & (seed_metrics.metric == metric)
-                & (seed_metrics.policy == policy)
-            ].set_index("seed")["value"]
-            by_policy[policy] = values.reindex(seeds).to_numpy(dtype=float)
+        by_policy = policy_seed_values(seed_metrics, experiment, metric, seeds)
         if any(pd.isna(v).any() for v in by_policy.values()):
             # Null or NaN in some seed's metrics.json (e.g. distinct_2 of a policy whose responses are all empty):
             # not measured there, so no test over seeds: NaN, not significant, as with one seed.
@@ -243,6 +244,38 @@ def experiment_tests(
     return rows
 
 
+def policy_seed_values(seed_metrics: pd.DataFrame, experiment: str, metric: str, seeds: list[int]) -> dict:
+    """Each policy's values of one metric, in the order of `seeds` (NaN where a seed did not measure it)."""
+    rows = seed_metrics[(seed_metrics.experiment == experiment) & (seed_metrics.metric == metric)]
+    return {
+        policy: rows[rows.policy == policy].set_index("seed")["value"].reindex(seeds).to_numpy(dtype=float)
+        for policy in POLICIES
+    }
+
+
+def summarize_improvement(config: dict, seed_metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per tested metric: IQM of each policy over seeds and P(an RLHF seed beats a base seed) in the metric's
+    documented direction (Agarwal et al. 2021), with the stratified bootstrap interval; NaN where a seed lacks it."""
+    rows = []
+    for experiment, exp_config in config["experiments"].items():
+        for metric, direction in tested_metrics(exp_config):
+            values = policy_seed_values(seed_metrics, experiment, metric, config["seeds"])
+            measured = not any(pd.isna(v).any() for v in values.values())
+            sign = 1.0 if direction == "increase" else -1.0  # "better" is lower for a decrease
+            poi = (
+                probability_of_improvement(sign * values["rlhf"], sign * values["base"], CONFIDENCE, POI_RESAMPLES)
+                if measured
+                else (math.nan,) * 3
+            )
+            rows.append({
+                "experiment": experiment, "metric": metric, "direction": direction, "n_seeds": len(config["seeds"]),
+                "iqm_base": iqm(values["base"]) if measured else math.nan,
+                "iqm_rlhf": iqm(values["rlhf"]) if measured else math.nan,
+                "probability_of_improvement": poi[0], "poi_ci_low": poi[1], "poi_ci_high": poi[2],
+            })  # fmt: skip
+    return pd.DataFrame(rows, columns=IMPROVEMENT_COLUMNS)
+
+
 def run_tests(config: dict, seed_metrics: pd.DataFrame, results_dir: Path) -> pd.DataFrame:
     rows = []
     for experiment, exp_config in config["experiments"].items():
@@ -251,7 +284,7 @@ def run_tests(config: dict, seed_metrics: pd.DataFrame, results_dir: Path) -> pd
 
 
 def aggregate(config: dict, results_dir: Path) -> dict[str, pd.DataFrame]:
-    """All three tables, by file name (every input read before anything is written)."""
+    """All four tables, by file name (every input read before anything is written)."""
     seed_metrics = load_seed_metrics(config, results_dir)
     tables = dict(
         zip(
@@ -259,6 +292,7 @@ def aggregate(config: dict, results_dir: Path) -> dict[str, pd.DataFrame]:
             (
                 summarize_metrics(config, seed_metrics),
                 summarize_reward_models(config, results_dir),
+                summarize_improvement(config, seed_metrics),
                 run_tests(config, seed_metrics, results_dir),
             ),
             strict=True,

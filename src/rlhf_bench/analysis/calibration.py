@@ -32,13 +32,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from rlhf_bench.analysis.claims import assess_claim, decide, give_verdicts
-from rlhf_bench.analysis.claims_file import Claim, ClaimsFile
+from rlhf_bench.analysis.claims_file import CALIBRATION_RECORD, CALIBRATION_TABLE, Claim, ClaimsFile
 from rlhf_bench.analysis.metrics import POLICIES, RM_METRICS, bounds
+from rlhf_bench.io import StageError, field, read_json, read_table, sha256_file
 
 POSITIONS = ("inside", "edge", "refute_edge", "outside")
 SEED_COUNTS = (3, 5, 10)
@@ -251,3 +253,29 @@ def rates(frame: pd.DataFrame, alpha: float) -> pd.DataFrame:
         record["calibrated"] = bool(worst_false <= alpha + record["tolerance"])
         out.append(record)
     return pd.DataFrame(out)
+
+
+RATE_COLUMNS = (
+    "test", "n_seeds", "runs", "false_reproduced_at_edge_worst", "false_not_reproduced_at_refute_edge_worst",
+    "false_not_reproduced_inside_worst", "power_inside_family", "tolerance", "calibrated",
+)  # fmt: skip
+
+
+def load_calibration(record: str | Path = CALIBRATION_RECORD) -> tuple[dict, pd.DataFrame]:
+    """The committed calibration: (its record, the rates), the table checked against the sha256 the benchmark
+    recorded, so a hand-edited rate is refused rather than quoted."""
+    record = Path(record)
+    if not record.is_file():
+        raise StageError(
+            f"{record}: missing. Fix: run `python benchmarks/verdict_calibration.py` (it writes the rates and this "
+            "record)."
+        )
+    meta = read_json(record)
+    table = record.parent / CALIBRATION_TABLE
+    recorded = field(field(meta, "outputs", record), CALIBRATION_TABLE, f"{record} outputs")
+    if not table.is_file() or sha256_file(table) != recorded:
+        raise StageError(
+            f"{table}: {'missing' if not table.is_file() else 'its sha256 is not the one'} {record} records. "
+            "Fix: rerun `python benchmarks/verdict_calibration.py` (or restore both files from git)."
+        )
+    return meta, read_table(table, RATE_COLUMNS)

@@ -18,6 +18,11 @@ from rlhf_bench.config import ConfigError, _describe, _with_defaults
 from rlhf_bench.io import StageError, read_yaml
 
 DEFAULT_CLAIMS = Path(__file__).resolve().parents[3] / "config" / "claims.yaml"
+# benchmarks/verdict_calibration.py's committed output: the rates, and beside them the record of the run that
+# measured them (date, commit, runs, alpha and the table's sha256), which the report's claims appendix quotes.
+CALIBRATION_DIR = DEFAULT_CLAIMS.parents[1] / "benchmarks" / "out"
+CALIBRATION_TABLE = "verdict_calibration.csv"
+CALIBRATION_RECORD = CALIBRATION_DIR / "verdict_calibration.json"
 PROFILES_DIR = DEFAULT_CLAIMS.parent  # config/: the project's profiles (config.yaml, imdb-cpu.yaml, paper.yaml)
 KINDS = (
     "proportion_equivalence", "value_equivalence", "difference_equivalence", "direction", "threshold",

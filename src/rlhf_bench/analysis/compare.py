@@ -290,6 +290,32 @@ def summary_text(a: Bundle, b: Bundle, metrics: pd.DataFrame, provenance: pd.Dat
     return "\n".join(lines) + "\n"
 
 
+# What a results bundle keeps: every number and every record the comparison reads, no weights, samples or data.
+BUNDLE_FILES = ("config.json", "*.csv", "*.provenance.json", "**/provenance.json", "**/checksums.json",
+                "**/metrics.json", "**/rm_metrics.json", "**/train_log.csv")  # fmt: skip
+# The project's own published bundles (reference/<profile>/): `make run` and `make imdb-cpu` end by comparing a
+# user's rerun with ours, as a rerun of a paper is compared with the paper.
+REFERENCE_DIR = DEFAULT_CLAIMS.parents[1] / "reference"
+
+
+def write_bundle(results: Path, out: Path) -> list[str]:
+    """Copy a finished run's numbers and records (BUNDLE_FILES; not PPO's path snapshots or checkpoints) from
+    results/<profile>/ to `out`, replacing what was there; the files copied, relative to both."""
+    results = input_dir(results, "results", "a finished run's results/<profile> folder")
+    Bundle(results, "results")  # the bundle it makes must be one: config and every seed's metrics present
+    found = {path.relative_to(results) for pattern in BUNDLE_FILES for path in results.glob(pattern) if path.is_file()}
+    names = sorted(
+        path.as_posix() for path in found
+        if path.parts[0] not in ("compare", "benchmarks", "logs", "tracking")
+        and not any(part.endswith(".checkpoint") for part in path.parts)
+    )  # fmt: skip
+    with staged_outputs(out) as staging:  # the whole bundle or nothing
+        for name in names:
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_bytes((results / name).read_bytes())
+    return names
+
+
 def compare(path_a: Path, path_b: Path, claims_path: Path = DEFAULT_CLAIMS):
     a, b = Bundle(path_a, "bundle_a"), Bundle(path_b, "bundle_b")
     settings = load_claims(claims_path, [*a.experiments, *b.experiments])

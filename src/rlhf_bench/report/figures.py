@@ -1,4 +1,5 @@
-"""The report's figures: PPO curves, lengths, reward against KL, judge labels and scores, reward against judge."""
+"""The report's figures: PPO curves, every seed's objective, lengths, reward against KL, judge labels and scores,
+reward against judge."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
-from rlhf_bench.analysis.metrics import fmt
+from rlhf_bench.analysis.metrics import POLICIES, fmt
 from rlhf_bench.report.inputs import Inputs
 from rlhf_bench.report.markup import POLICY_NAMES, REWARD_UNITS
 
@@ -140,6 +141,40 @@ def figure_judge_scores(inp: Inputs, experiments: list[str]) -> Figure:
     return fig
 
 
+def figure_seed_spread(inp: Inputs) -> Figure:
+    """Every seed's held-out objective, base and RLHF joined per seed (the same prompts), beside the mean and its
+    interval: the spread itself, not only an interval of the mean (Henderson et al. 2018; Patterson et al. 2024)."""
+    fig, axes = new_figure(len(inp.experiments))
+    greys = seed_greys(len(inp.seeds))
+    names = [POLICY_NAMES[p] for p in POLICIES]
+    for col, experiment in enumerate(inp.experiments):
+        ax = axes[0, col]
+        objective = inp.config["experiments"][experiment]["objective"]
+        metric = objective["metric"]
+        rows = inp.seed_metrics[(inp.seed_metrics.experiment == experiment) & (inp.seed_metrics.metric == metric)]
+        values = rows.pivot(index="seed", columns="policy", values="value").reindex(columns=list(POLICIES))
+        for colour, (seed, pair) in zip(greys, values.iterrows(), strict=False):
+            ax.plot(names, pair.to_numpy(), color=colour, marker="o", linewidth=1, label=f"seed {seed}")
+        for x, policy in enumerate(POLICIES):
+            row = inp.summary[
+                (inp.summary.experiment == experiment) & (inp.summary.metric == metric) & (inp.summary.policy == policy)
+            ]
+            if row.empty or np.isnan(row.ci_low.iloc[0]):
+                continue
+            mean, low, high = row[["mean", "ci_low", "ci_high"]].iloc[0]
+            ax.errorbar(x + 0.12, mean, yerr=[[mean - low], [high - mean]], fmt="D", capsize=4,
+                        color=PALETTE[names[x]], label=f"{names[x]} mean, t interval")  # fmt: skip
+        poi = inp.improvement[(inp.improvement.experiment == experiment) & (inp.improvement.metric == metric)]
+        title = f"{experiment} (goal: {objective['direction']})"
+        if not poi.empty:
+            title += f"\nP(RLHF better) {fmt(poi.probability_of_improvement.iloc[0], 2)}"
+        ax.set(xlabel="", ylabel=metric, title=title)
+        ax.set_xlim(-0.4, 1.5)
+        ax.legend(fontsize="x-small")
+    fig.suptitle(f"The objective per seed, base vs RLHF on the same held-out prompts, profile {inp.profile}")
+    return fig
+
+
 def figure_reward_vs_kl(inp: Inputs) -> Figure:
     """The frontier view of the DPO paper (Rafailov et al. 2023, fig. 2): reward against KL to the base policy.
 
@@ -204,6 +239,12 @@ def render_figures(inp: Inputs) -> list[tuple[str, str, Figure]]:
             "ppo_curves.png",
             "Reward and KL per PPO step: thin grey lines are seeds, the red line their mean, the band their range.",
             figure_ppo_curves(inp),
+        ),
+        (
+            "seed_spread.png",
+            "The objective of every seed: base and RLHF of one seed joined by a line; diamonds the mean over seeds "
+            "with its t interval. P(RLHF better): how often an RLHF seed beats a base seed (improvement.csv).",
+            figure_seed_spread(inp),
         ),
         ("length_hist.png", "Response length in words, base vs RLHF, pooled over seeds.", figure_length_hist(inp)),
         (

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from rlhf_bench.analysis.aggregate import (
+    IMPROVEMENT_COLUMNS,
     RM_COLUMNS,
     SAMPLE_COLUMNS,
     SUMMARY_COLUMNS,
@@ -15,6 +16,7 @@ from rlhf_bench.analysis.aggregate import (
     load_samples,
     load_seed_metrics,
 )
+from rlhf_bench.analysis.calibration import load_calibration
 from rlhf_bench.analysis.check import read_claims
 from rlhf_bench.analysis.frontier import FRONTIER_COLUMNS, MATCHED_COLUMNS
 from rlhf_bench.analysis.metrics import TIMING_COLUMNS
@@ -40,6 +42,7 @@ class Inputs:
     results_dir: Path
     summary: pd.DataFrame
     rm_summary: pd.DataFrame
+    improvement: pd.DataFrame
     tests: pd.DataFrame
     train_logs: pd.DataFrame
     samples: pd.DataFrame
@@ -51,6 +54,7 @@ class Inputs:
     frontier: pd.DataFrame | None = None  # frontier.csv, where any experiment runs a frontier arm
     frontier_matched: pd.DataFrame | None = None  # frontier_matched.csv beside it
     prompts: pd.DataFrame | None = None  # answers to evaluation.prompts_file, where it is set
+    calibration: tuple[dict, pd.DataFrame] | None = None  # the verdict rules' measured error rates (record, rates)
 
     @property
     def config(self) -> dict:
@@ -99,24 +103,24 @@ def benchmarks_dir(layout: Layout) -> Path:
     return Path(layout.benchmark("aggregate", per_experiment=False)).parent
 
 
-def load_aggregate_tables(config: dict, results_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The aggregate stage's tables, verified against the sha256 it recorded and checked to cover every experiment
-    of this config (else stale)."""
+def load_aggregate_tables(config: dict, results_dir: Path) -> tuple[pd.DataFrame, ...]:
+    """The aggregate stage's tables in SUMMARY_TABLES' order, verified against the sha256 it recorded and checked
+    to cover every experiment of this config (else stale)."""
     layout = Layout(config, str(results_dir))
-    columns = (SUMMARY_COLUMNS, RM_COLUMNS, TEST_COLUMNS)
-    summary, rm_summary, tests = (
+    columns = (SUMMARY_COLUMNS, RM_COLUMNS, IMPROVEMENT_COLUMNS, TEST_COLUMNS)
+    tables = tuple(
         read_table(verified(layout.profile_file(name)), tuple(cols))
         for name, cols in zip(SUMMARY_TABLES, columns, strict=True)
     )
-    tests["seed"] = tests["seed"].astype(str)
-    for name, table in zip(SUMMARY_TABLES, (summary, rm_summary, tests), strict=True):
+    for name, table in zip(SUMMARY_TABLES, tables, strict=True):
         missing = [e for e in layout.experiments if e not in set(table["experiment"])]
         if missing:
             raise StageError(
                 f"{layout.profile_file(name)}: no rows for experiment(s) {', '.join(missing)}; "
                 "rerun the Snakemake rule 'aggregate'"
             )
-    return summary, rm_summary, tests
+    tables[-1]["seed"] = tables[-1]["seed"].astype(str)  # tests.csv: a seed or "all"
+    return tables
 
 
 def load_train_logs(config: dict, results_dir: Path) -> pd.DataFrame:
@@ -215,7 +219,7 @@ def load_prompt_answers(config: dict, results_dir: Path) -> pd.DataFrame | None:
 
 def load_inputs(config: dict, config_path: Path, results_dir: Path) -> Inputs:
     """Every input of the report; `config` is the validated config read from `config_path`."""
-    summary, rm_summary, tests = load_aggregate_tables(config, results_dir)
+    summary, rm_summary, improvement, tests = load_aggregate_tables(config, results_dir)
     seed_metrics = load_seed_metrics(config, results_dir)
     provenance, checksums = load_provenance(config, results_dir)
     inputs = Inputs(
@@ -224,6 +228,7 @@ def load_inputs(config: dict, config_path: Path, results_dir: Path) -> Inputs:
         results_dir=results_dir,
         summary=summary,
         rm_summary=rm_summary,
+        improvement=improvement,
         tests=tests,
         train_logs=load_train_logs(config, results_dir),
         samples=load_all_samples(config, results_dir),
@@ -235,4 +240,5 @@ def load_inputs(config: dict, config_path: Path, results_dir: Path) -> Inputs:
     )
     inputs.frontier, inputs.frontier_matched = load_frontier(config, results_dir)
     inputs.prompts = load_prompt_answers(config, results_dir)
+    inputs.calibration = load_calibration()
     return inputs

@@ -213,7 +213,39 @@ def section_claims(inp: Inputs) -> list[str]:
                 text(c.reason, limit=300),
             ]
         )
-    return lines + table(["claim", "operational definition", "documented", "ours", "mde", "verdict", "reason"], rows)
+    lines += table(["claim", "operational definition", "documented", "ours", "mde", "verdict", "reason"], rows)
+    return lines + calibration_lines(inp)
+
+
+def calibration_lines(inp: Inputs) -> list[str]:
+    """The measured error rates of the verdict rules this report used, at the simulated seed count nearest its own
+    (benchmarks/verdict_calibration.py's committed output, verified against its record)."""
+    if inp.calibration is None or inp.claims is None:
+        return []
+    meta, rates = inp.calibration
+    used = inp.claims.test.value_counts()
+    nearest = min(rates.n_seeds.unique(), key=lambda n: (abs(n - len(inp.seeds)), n))
+    rows = []
+    for r in rates[(rates.n_seeds == nearest) & rates.test.isin(used.index)].itertuples():
+        rows.append([
+            code(r.test), str(int(used[r.test])), fmt(r.false_reproduced_at_edge_worst),
+            fmt(r.false_not_reproduced_at_refute_edge_worst), fmt(r.false_not_reproduced_inside_worst),
+            fmt(r.power_inside_family), "yes" if str(r.calibrated).lower() == "true" else f"**no** (> {fmt(ALPHA)} + "
+            f"{fmt(r.tolerance, 2)})",
+        ])  # fmt: skip
+    if not rows:
+        return []
+    intro = (
+        f"How often these rules are wrong, measured by simulation where the truth is known "
+        f"(`benchmarks/verdict_calibration.py`, {meta.get('runs')} simulated runs of all claims per seed count and "
+        f"truth, {meta.get('date')}, commit {code(str(meta.get('commit')))}), at {nearest} seeds (this run has "
+        f"{len(inp.seeds)}). False rates are the worst case, the other claims of the run decided with tiny p-values "
+        f"so that Holm tests this one at alpha {fmt(ALPHA)}; each should be at most alpha within 3 Monte-Carlo "
+        "standard errors. Power: REPRODUCED when the truth is the documented value, Holm across the whole run."
+    )
+    header = ["test kind", "claims here", "false REPRODUCED at the band's edge", "false NOT REPRODUCED at the refute "
+              "edge", "false NOT REPRODUCED when it holds", "power", "within alpha"]  # fmt: skip
+    return ["### Error rates of the verdict rules", "", intro, ""] + table(header, rows)
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -323,8 +355,28 @@ def section_ppo_table(inp: Inputs) -> list[str]:
         lines += table(header, rows)
         if unmeasured:
             lines += [f"Not measured (null in every seed's metrics.json): {', '.join(unmeasured)}.", ""]
+        lines += improvement_lines(inp, experiment)
         lines += per_seed_table(inp, experiment)
     return lines
+
+
+def improvement_lines(inp: Inputs, experiment: str) -> list[str]:
+    """Each tested metric's IQM over seeds and the probability that an RLHF seed beats a base seed (improvement.csv)."""
+    rows = inp.improvement[inp.improvement.experiment == experiment]
+    parts = [
+        f"{code(r.metric)} ({r.direction}) IQM {fmt(r.iqm_base)} → {fmt(r.iqm_rlhf)}, P(RLHF better) "
+        f"{fmt_ci(r.probability_of_improvement, r.poi_ci_low, r.poi_ci_high)}"
+        for r in rows.itertuples()
+    ]
+    if not parts:
+        return []
+    return [
+        f"Over seeds, as rliable reports it (Agarwal et al. 2021; {LEVEL} stratified bootstrap intervals): "
+        + "; ".join(parts)
+        + ". P(RLHF better) is how often an RLHF seed beats a base seed in the documented "
+        "direction (0.5: no better than chance).",
+        "",
+    ]
 
 
 def per_seed_table(inp: Inputs, experiment: str) -> list[str]:
