@@ -393,3 +393,13 @@ def test_single_seed_reports_no_test_over_seeds(tmp_path):
     out = tmp_path / "rep"
     assert render.main(cli_args(results, out)) == 0
     assert "no test over seeds was possible" in (out / "report.md").read_text()
+
+
+def test_pdf_cells_are_plain_text_and_a_verdict_colours_its_cell(tmp_path):
+    from rlhf_bench.report.pdf import pdf_html
+
+    verdict = '<span style="background:#c8e6c9;padding:0 0.3em">**REPRODUCED**</span>'
+    md = f"| claim | verdict |\n|---|---|\n| `a` | {verdict} |\n"
+    html = pdf_html(md, tmp_path)
+    assert '<td align="left" bgcolor="#c8e6c9">REPRODUCED</td>' in html
+    assert '<td align="left">a</td>' in html and "<span" not in html and "<code>" not in html

@@ -105,6 +105,7 @@ def test_report_is_written(finished_run):
     # The verdict card comes first, before the abstract: one coloured row per claim.
     card = md[: md.index("## Abstract")]
     assert card.count('<span style="background:') == 18 and "**Verdicts:**" in card
+    assert all(row.count("would decide") <= 1 for row in card.splitlines())  # said once per claim
     assert "data:image/png;base64," in html
     # Your own prompts (evaluation.prompts_file: config/prompts.txt), answered by every policy of every seed.
     prompts = [line for line in (ROOT / "config" / "prompts.txt").read_text().splitlines() if line.strip()]

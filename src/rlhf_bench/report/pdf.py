@@ -26,13 +26,16 @@ def pdf_html(md_text: str, figures_dir: Path) -> str:
         lambda m: f'<img src="{figures_dir / m.group(1)}" width="{PAGE_WIDTH_PX}">',
         body,
     )
-    body = re.sub(
-        r"<(t[dh])(?:\s[^>]*)?>(.*?)</\1>",
-        lambda m: f'<{m.group(1)} align="left">{re.sub(r"<[^>]+>", "", m.group(2))}</{m.group(1)}>',
-        body,
-        flags=re.S,
-    )
+    body = re.sub(r"<(t[dh])(?:\s[^>]*)?>(.*?)</\1>", flat_cell, body, flags=re.S)
     return re.sub(r"<table>(.*?)</table>", lambda m: f"<table>{column_widths(m.group(1))}</table>", body, flags=re.S)
+
+
+def flat_cell(match: re.Match) -> str:
+    """A table cell as plain text; a verdict's coloured span (the verdict card) colours the whole cell instead."""
+    tag, inner = match.group(1), match.group(2)
+    colour = re.search(r"background:\s*(#[0-9a-fA-F]{6})", inner)
+    fill = f' bgcolor="{colour.group(1)}"' if colour else ""
+    return f'<{tag} align="left"{fill}>{re.sub(r"<[^>]+>", "", inner)}</{tag}>'
 
 
 def column_widths(table: str) -> str:

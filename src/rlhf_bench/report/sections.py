@@ -65,7 +65,12 @@ def short_reason(c) -> str:
         lead = "not the documented setting; as measured, "
     else:
         lead = ""
-    return lead + reason.split(": ", 1)[0] + verdict_notes(c)
+    # The clause alone: verdict_notes adds the seeds that would decide, which the claims stage also writes after it.
+    return (
+        lead
+        + reason.split(": ", 1)[0].split("; about ", 1)[0].split("; at the observed spread", 1)[0]
+        + (verdict_notes(c))
+    )
 
 
 def section_verdict_card(inp: Inputs) -> list[str]:
