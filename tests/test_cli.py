@@ -185,3 +185,18 @@ def test_a_single_preference_file_runs_through_the_dag_with_the_interpreter_of_s
     answers = {r["chosen"].strip() for r in records}
     assert all(any(p["chosen"].endswith(a) for a in answers) for p in test_pairs)
     assert (tmp_path / target).is_file() and os.path.getsize(tmp_path / target) > 0
+
+
+@pytest.mark.parametrize("profile", sorted(p.name for p in (ROOT / "reference").iterdir() if p.is_dir()))
+def test_the_shipped_reference_bundles_read_as_bundles(profile):
+    """reference/<profile> is ours to compare a rerun with: a readable bundle of that profile, every seed's metrics
+    verified against its record, and nothing but numbers and records in it."""
+    from rlhf_bench.analysis.compare import REFERENCE_DIR, Bundle
+
+    bundle = Bundle(REFERENCE_DIR / profile)
+    assert bundle.config["profile"] == profile
+    assert set(bundle.metrics.seed) == set(bundle.config["seeds"]) and len(bundle.metrics) > 0
+    for experiment in bundle.experiments:
+        assert bundle.pair_counts(experiment, "test")[1] > 0
+    files = [p for p in (REFERENCE_DIR / profile).rglob("*") if p.is_file()]
+    assert all(p.suffix in (".json", ".csv") for p in files), [p for p in files if p.suffix not in (".json", ".csv")]
