@@ -35,8 +35,8 @@ run: install  ## the whole DAG on $(CONFIG) (default: the smoke profile), then t
 
 # seeds/000 Part 1 on the real IMDB data (../shared/data/imdb, see config/imdb-cpu.yaml): under an hour on 2 cores.
 imdb-cpu: install  ## the imdb-cpu profile, timed per stage (benchmarks/out/imdb-cpu_dag.json)
-	python benchmarks/smoke_dag.py --config config/imdb-cpu.yaml --keep . --target-minutes 60
-	rlhf-bench compare --reference --profile config/imdb-cpu.yaml
+	python benchmarks/smoke_dag.py --config config/imdb-cpu.yaml --keep . --target-minutes 60; timed=$$?; \
+		rlhf-bench compare --reference --profile config/imdb-cpu.yaml && exit $$timed
 
 reference: install  ## make results/<profile> of $(CONFIG) the project's reference bundle (reference/<profile>)
 	rlhf-bench bundle --profile $(CONFIG)
