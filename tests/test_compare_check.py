@@ -220,3 +220,12 @@ def test_claims_and_compare_are_snakemake_targets(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     assert "claims" in out and "compare" in out and "report" in out
+
+
+def test_wall_clock_measurements_are_not_provenance_differences():
+    from rlhf_bench.analysis.compare import volatile
+
+    for key in ("started_utc", "throughput.tokens_per_second", "inputs.ppo.timings.csv", "outputs.timings.csv"):
+        assert volatile(key), key
+    for key in ("git_commit", "outputs.train_log.csv", "versions.torch", "hardware.cpu_capability"):
+        assert not volatile(key), key

@@ -56,6 +56,14 @@ from rlhf_bench.runtime import Stage
 
 # Provenance keys that differ between any two runs by nature: they would bury the differences that matter.
 VOLATILE = ("started_utc", "seconds", "command", "job_id", "restart_count")
+
+
+def volatile(key: str) -> bool:
+    """A provenance key whose value differs between any two runs by nature: VOLATILE, and the wall clock's
+    measurements (a stage's `throughput` record, the checksum of PPO's per-step timings.csv)."""
+    return key.split(".")[-1] in VOLATILE or key.startswith("throughput.") or key.endswith(".timings.csv")
+
+
 METRIC_COLUMNS = [
     "experiment", "metric", "policy", "status", "design", "n_seeds_a", "n_seeds_b", "mean_a", "mean_b",
     "difference", "ci_low", "ci_high", "margin", "p_equivalence", "p_outside",
@@ -238,7 +246,7 @@ def provenance_table(a: Bundle, b: Bundle) -> pd.DataFrame:
             continue
         flat_a, flat_b = json_leaves(files_a[name]), json_leaves(files_b[name])
         for key in sorted(set(flat_a) | set(flat_b)):
-            if key.split(".")[-1] in VOLATILE and name != "config.json":
+            if volatile(key) and name != "config.json":
                 continue
             value_a, value_b = flat_a.get(key, "(absent)"), flat_b.get(key, "(absent)")
             if value_a != value_b:
