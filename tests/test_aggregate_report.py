@@ -363,6 +363,12 @@ def test_report_without_judge_omits_judge_figures(small_results, tmp_path):
     assert "No experiment in this profile has a judge" in md
     assert "No Snakemake benchmark files" in md
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 4
+    from PIL import Image
+
+    from rlhf_bench.report.figures import DPI, MIN_WIDTH
+
+    for figure in (out / "figures").iterdir():  # one experiment: still wide enough for its title
+        assert Image.open(figure).size[0] >= 0.95 * MIN_WIDTH * DPI, figure.name
 
 
 def test_report_missing_aggregate_output_exits_2(small_results, tmp_path, capsys):

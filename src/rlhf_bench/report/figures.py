@@ -19,8 +19,11 @@ JUDGE_LABELS = ("negative", "neutral", "positive")
 DPI = 110
 
 
+MIN_WIDTH = 7.5  # inches: a one-experiment profile's figure (imdb-cpu) still fits its title, which names the profile
+
+
 def new_figure(n_panels: int, n_rows: int = 1, height: float = 3.4) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(4.6 * n_panels, height * n_rows), layout="constrained")
+    fig = Figure(figsize=(max(4.6 * n_panels, MIN_WIDTH), height * n_rows), layout="constrained")
     axes = fig.subplots(n_rows, n_panels, squeeze=False)
     return fig, axes
 
