@@ -93,8 +93,8 @@ def pin_cpu_kernels() -> None:
 
 
 def seed_everything(seed: int, threads: int, portable_cpu_kernels: bool = False) -> None:
-    """Same seed, same machine, same thread count: same bytes out (CPU); with portable_cpu_kernels, the same bytes
-    on any x86-64 machine with AVX2 (see settings.Config)."""
+    """Same seed, same machine, same thread count: same bytes out (CPU); with portable_cpu_kernels, the same AVX2
+    code paths on any x86-64 machine (see settings.Config)."""
     import numpy as np
     import torch
 

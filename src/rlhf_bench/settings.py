@@ -401,8 +401,9 @@ class Config:
     """Torch threads per job."""
     portable_cpu_kernels: bool = False
     """Run every model stage on the AVX2 code paths of torch, MKL and oneDNN (runtime.PORTABLE_CPU_KERNELS), which
-    every x86-64 CPU of the last decade has: same bits on an Intel and an AMD machine where each would otherwise
-    take its own widest kernels (AVX-512, another GEMM blocking), at about a third more CPU time. GPUs: no effect."""
+    every x86-64 CPU of the last decade has, instead of each CPU's own widest kernels (AVX-512, another GEMM
+    blocking), whose other summation order is what makes two machines' bits part; 1.23x the CPU time as measured
+    (docs/results.md). Not yet checked bitwise on two CPU kinds. GPUs: no effect."""
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     """Your own prompts, answered by every policy (`prompts_file`)."""
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
