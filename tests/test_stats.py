@@ -347,20 +347,36 @@ def test_bounded_skewness_is_the_betas():
     assert stats.bounded_skewness(0.6, 0.094, (-1.0, 1.0)) == pytest.approx(stats.bounded_skewness(0.8, 0.047, (0, 1)))
 
 
-def test_skew_corrected_t_is_johnsons():
+def test_skew_corrected_t_is_halls_transformation():
     values = np.array([0.86, 0.79, 0.83])
     n, mean, sd = 3, values.mean(), values.std(ddof=1)
-    g, d = stats.bounded_skewness(mean, sd, (0.0, 1.0)), mean - 0.8
-    t1 = (d + g * sd / (6 * n) + g * d * d / (3 * sd)) / (sd / math.sqrt(n))  # Johnson (1978), eq. 2.5
-    t, p = stats.one_sample_t(values, 0.8, "greater", (0.0, 1.0))
+    g, t = stats.bounded_skewness(mean, sd, (0.0, 1.0)), (mean - 0.8) / (sd / math.sqrt(n))
+    a = g / math.sqrt(n)
+    t1 = t + a * t**2 / 3 + a**2 * t**3 / 27 + a / 6  # Hall (1992); Zhou and Dinh (2005), eq. 2
+    assert stats.seed_skewness(values, (0.0, 1.0)) == pytest.approx(g, rel=1e-12)
+    t, p = stats.one_sample_t(values, 0.8, "greater", g)
     assert g < -0.3 and (t, p) == pytest.approx((t1, sps.t.sf(t1, n - 1)), rel=1e-12)
     assert t < sps.ttest_1samp(values, 0.8).statistic  # skewed towards 0: a rise is worth less
+    # monotone: a mean further above the tested value never gives a larger p (Johnson's own form is not)
+    ps = [stats.one_sample_t(values, value, "greater", -1.5)[1] for value in np.linspace(0.9, 0.3, 61)]
+    assert all(later <= earlier for earlier, later in zip(ps, ps[1:], strict=False)) and ps[-1] < 1e-3
     # at the middle of the range there is no skew to correct: plain t
     centred = values - mean + 0.5
     for alternative in ("greater", "less", "two-sided"):
-        assert stats.one_sample_t(centred, 0.45, alternative, (0.0, 1.0)) == pytest.approx(
+        assert stats.one_sample_t(centred, 0.45, alternative, stats.seed_skewness(centred, (0, 1))) == pytest.approx(
             stats.one_sample_t(centred, 0.45, alternative), rel=1e-9
         )
+
+
+def test_seed_skewness_of_a_difference():
+    """Third central moments and variances of independent parts combine; a constant part adds nothing."""
+    rlhf, base = np.array([0.86, 0.79, 0.83]), np.array([0.58, 0.61, 0.60])
+    m3 = [stats.bounded_skewness(x.mean(), x.std(ddof=1), (0, 1)) * x.std(ddof=1) ** 3 for x in (rlhf, base)]
+    expected = (m3[0] - m3[1]) / (rlhf.var(ddof=1) + base.var(ddof=1)) ** 1.5
+    assert stats.seed_skewness(rlhf, (0, 1), minus=base) == pytest.approx(expected, rel=1e-12) and expected < 0
+    constant = stats.seed_skewness(rlhf, (0, 1), minus=[0.6, 0.6, 0.6])  # a constant part adds no moment
+    assert constant == pytest.approx(stats.seed_skewness(rlhf, (0, 1)), rel=1e-12)
+    assert math.isnan(stats.seed_skewness([0.6, 0.6], (0, 1), minus=[0.5, 0.5]))  # no spread: no skewness
 
 
 def test_skew_corrected_tost_holds_its_level_near_a_bound():
@@ -371,7 +387,7 @@ def test_skew_corrected_tost_holds_its_level_near_a_bound():
     kappa = u * (1 - u) / sd**2 - 1
     seeds = rng.beta(u * kappa, (1 - u) * kappa, size=(runs, 3))
     plain = np.mean([stats.tost_one_sample(v, 0.8, 1.0) < alpha for v in seeds])
-    corrected = np.mean([stats.tost_one_sample(v, 0.8, 1.0, (0.0, 1.0)) < alpha for v in seeds])
+    corrected = np.mean([stats.tost_one_sample(v, 0.8, 1.0, stats.seed_skewness(v, (0, 1))) < alpha for v in seeds])
     tolerance = 3 * math.sqrt(alpha * (1 - alpha) / runs)
     assert plain > alpha + tolerance  # the defect the correction removes
     assert corrected <= alpha + tolerance

@@ -226,22 +226,14 @@ def _bounded_mde(row: dict, start: float, alternative: str, limits: tuple[float,
 
 
 def _equivalence_over_seeds(
-    row: dict,
-    values: np.ndarray,
-    documented: float,
-    alpha: float,
-    pw: float,
-    limits: tuple[float, float],
-    skew_corrected: bool = False,
+    row: dict, values: np.ndarray, documented: float, alpha: float, pw: float, limits: tuple[float, float], skewness
 ) -> None:
-    """TOST of the seeds' values (a policy's, or RLHF minus base) inside the row's band, and its refutation.
-    skew_corrected: a policy's values of a metric bounded on both sides get stats.one_sample_t's skew-corrected
-    t (a difference of two such values has no bound-implied skew)."""
+    """TOST of the seeds' values (a policy's, or RLHF minus base) inside the row's band, and its refutation;
+    skewness: stats.seed_skewness of a metric bounded on both sides (None: plain t)."""
     low, high = row["bound_low"], row["bound_high"]
-    skew_limits = limits if skew_corrected else None
-    row["p_support"] = stats.tost_one_sample(values, low, high, skew_limits)
+    row["p_support"] = stats.tost_one_sample(values, low, high, skewness)
     row[DECIDER] = functools.partial(power.n_to_decide_one_sample, values, low, high, power_=pw)
-    row["p_refute"] = stats.one_sample_outside(values, low, high, skew_limits)
+    row["p_refute"] = stats.one_sample_outside(values, low, high, skewness)
     row["p_vs_documented"] = stats.one_sample_t(values, documented, "two-sided")[1]
     row["mde"], row["mde_effect_size"] = power.mde_one_sample(len(values), _sd(values), alpha, pw, "two-sided")
     _bounded_mde(row, documented, "two-sided", limits)
@@ -288,7 +280,8 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
         limits = bounds(claim.metric)
         _seed_summary(row, values, settings.bootstrap_resamples, limits)
         if claim.test == "value_equivalence":
-            _equivalence_over_seeds(row, values, claim.documented, alpha, pw, limits, skew_corrected=True)
+            skewness = stats.seed_skewness(values, limits) if np.isfinite(limits).all() else None
+            _equivalence_over_seeds(row, values, claim.documented, alpha, pw, limits, skewness)
         else:
             row["p_support"] = stats.one_sample_t(values, claim.threshold, "greater")[1]
             row[DECIDER] = functools.partial(power.n_to_decide_one_sample, values, claim.threshold, math.inf, power_=pw)
@@ -309,7 +302,9 @@ def assess_claim(claim: Claim, run: Run, settings: ClaimsFile) -> dict:
     limits = bounds(claim.metric, difference=True)
     _seed_summary(row, diffs, settings.bootstrap_resamples, limits)
     if claim.test == "difference_equivalence":
-        _equivalence_over_seeds(row, diffs, claim.documented, alpha, pw, limits)
+        own = bounds(claim.metric)
+        skewness = stats.seed_skewness(rlhf, own, minus=base) if np.isfinite(own).all() else None
+        _equivalence_over_seeds(row, diffs, claim.documented, alpha, pw, limits, skewness)
     elif claim.test == "non_inferiority":
         margin = claim.margin
         # Worse by more than the margin is the null of the support test and the alternative of the refute test.

@@ -203,18 +203,38 @@ def bounded_skewness(mean: float, sd: float, limits: tuple[float, float]) -> flo
     return 2 * (1 - 2 * u) * math.sqrt(kappa + 1) / ((kappa + 2) * math.sqrt(u * (1 - u)))
 
 
+def seed_skewness(values: Sequence[float], limits: tuple[float, float], minus: Sequence[float] | None = None) -> float:
+    """The skewness one_sample_t corrects for: of a policy's seed values of a metric bounded by `limits`
+    (bounded_skewness at their mean and SD), or, with `minus`, of the per-seed differences values - minus, whose
+    parts are taken as independent: g = (m3(values) - m3(minus)) / (var(values) + var(minus))^1.5, a constant
+    part adding nothing. 3 seeds cannot estimate a third moment (the sample skewness of 3 values is at most 0.71
+    in magnitude, and 3 differences can have almost no spread by chance): the bound's is used instead. NaN where
+    there is no spread."""
+    arr = _finite_array(values, "values", "seed_skewness")
+    parts = [arr] if minus is None else [arr, _finite_array(minus, "minus", "seed_skewness")]
+    moments = []  # (variance, third central moment) of each part
+    for part in parts:
+        sd = 0.0 if part.size < 2 or _constant(part) else float(part.std(ddof=1))
+        m3 = bounded_skewness(float(part.mean()), sd, limits) * sd**3 if sd > 0 else 0.0
+        moments.append((sd * sd, m3))
+    variance = sum(v for v, _ in moments)
+    if not variance > 0:
+        return math.nan
+    third = moments[0][1] - (moments[1][1] if minus is not None else 0.0)
+    return third / variance**1.5
+
+
 def one_sample_t(
-    values: Sequence[float], value: float, alternative: str, limits: tuple[float, float] | None = None
+    values: Sequence[float], value: float, alternative: str, skewness: float | None = None
 ) -> tuple[float, float]:
     """Student's t test of mean(values) against value (statsmodels DescrStatsW.ttest_mean): (t, p).
 
-    With `limits` (a metric bounded on both sides, e.g. a ratio in [0, 1]): Johnson's (1978) modified t, which
-    corrects the statistic for the population's skewness (Johnson, JASA 73: 536-544), t1 = (d + g s / (6 n) +
-    g d^2 / (3 s)) / (s / sqrt(n)) with d = mean - value, against the same t distribution. The skewness g is the
-    one bounded_skewness gives for the observed mean and SD, not the sample's third moment, which 3 seeds cannot
-    estimate (its magnitude is at most 0.71 there). Plain t on a ratio near its bound is liberal: 6.2% false
-    REPRODUCED at a band edge of 0.8 with 3 seeds at nominal 5%; the corrected t 4.8-5.1% at 3, 5 and 10 seeds
-    (docs/claims.md, benchmarks/out/verdict_calibration.txt). At the middle of the range g is 0 and t1 is t.
+    With `skewness` g (seed_skewness: values of a metric bounded on both sides, or their differences), the t
+    statistic is corrected for the population's skewness by Hall's (1992) monotone cubic transformation (JRSS B
+    54: 221-228; Johnson's 1978 correction made monotone), with a = g / sqrt(n):
+    t1 = t + a t^2 / 3 + a^2 t^3 / 27 + a / 6, against the same t distribution. Plain t is liberal on a ratio
+    near its bound: 6.2% false REPRODUCED at a band edge of 0.8 with 3 seeds at nominal 5% (docs/claims.md); the
+    corrected t holds 5% (benchmarks/out/verdict_calibration.txt). With g = 0 (the middle of the range) t1 is t.
 
     Fewer than two values, or values that are all equal (zero standard error: the statistic is undefined),
     give (nan, nan).
@@ -224,43 +244,39 @@ def one_sample_t(
     value = _finite_number(value, "value", "one_sample_t")
     if arr.size < 2 or _constant(arr):
         return (math.nan, math.nan)
-    if limits is None or not all(math.isfinite(x) for x in limits):
+    if skewness is None or not math.isfinite(skewness):
         stat, p, _ = weightstats.DescrStatsW(arr).ttest_mean(value, alternative=SM_ALTERNATIVE[alternative])
         return (float(stat), float(p))
-    n, mean, sd = arr.size, float(arr.mean()), float(arr.std(ddof=1))
-    g, d = bounded_skewness(mean, sd, limits), mean - value
-    stat = (d + g * sd / (6 * n) + g * d * d / (3 * sd)) / (sd / math.sqrt(n))
+    n = arr.size
+    t = (float(arr.mean()) - value) / (float(arr.std(ddof=1)) / math.sqrt(n))
+    a = skewness / math.sqrt(n)
+    stat = t + a * t * t / 3 + a * a * t**3 / 27 + a / 6  # derivative (1 + a t / 3)^2 >= 0: monotone in t
     df = n - 1
     p = {"greater": sps.t.sf(stat, df), "less": sps.t.cdf(stat, df), "two-sided": 2 * sps.t.sf(abs(stat), df)}
     return (float(stat), float(p[alternative]))
 
 
-def tost_one_sample(
-    values: Sequence[float], low: float, high: float, limits: tuple[float, float] | None = None
-) -> float:
+def tost_one_sample(values: Sequence[float], low: float, high: float, skewness: float | None = None) -> float:
     """TOST p-value that the mean of values lies inside (low, high) (statsmodels DescrStatsW.ttost_mean).
 
     Equivalence is declared at level alpha when p < alpha, which is the (1 - 2 alpha) t interval lying
-    inside the band. `limits`: the metric's own range, for one_sample_t's skew-corrected statistic. Fewer than
-    two values or all equal: NaN.
+    inside the band. `skewness`: one_sample_t's correction. Fewer than two values or all equal: NaN.
     """
     arr = _finite_array(values, "values", "tost_one_sample")
     if not low < high:
         raise ValueError(f"tost_one_sample: need low < high, got {low}, {high}")
     if arr.size < 2 or _constant(arr):
         return math.nan
-    if limits is None:
+    if skewness is None:
         p, _, _ = weightstats.DescrStatsW(arr).ttost_mean(low, high)
         return float(p)
-    return max(one_sample_t(arr, low, "greater", limits)[1], one_sample_t(arr, high, "less", limits)[1])
+    return max(one_sample_t(arr, low, "greater", skewness)[1], one_sample_t(arr, high, "less", skewness)[1])
 
 
-def one_sample_outside(
-    values: Sequence[float], low: float, high: float, limits: tuple[float, float] | None = None
-) -> float:
-    """t-test p-value that the mean of values lies outside [low, high] (see outside_p; limits: one_sample_t)."""
-    _, p_below = one_sample_t(values, low, "less", limits)
-    _, p_above = one_sample_t(values, high, "greater", limits)
+def one_sample_outside(values: Sequence[float], low: float, high: float, skewness: float | None = None) -> float:
+    """t-test p-value that the mean of values lies outside [low, high] (see outside_p; skewness: one_sample_t)."""
+    _, p_below = one_sample_t(values, low, "less", skewness)
+    _, p_above = one_sample_t(values, high, "greater", skewness)
     return outside_p(p_below, p_above)
 
 
