@@ -27,9 +27,10 @@ os.environ["PATH"] = os.pathsep.join(
 )
 THREADS = config["threads"]
 CONTAINER = config["container"] or None
-STAGE_ENV = (
-    "HF_HUB_OFFLINE=1 " if config["hf_hub_offline"] else ""
-)  # before any hub import
+# Before any hub import; W&B hidden from the libraries unless it tracks (rlhf_bench/train/__init__.py).
+STAGE_ENV = ("HF_HUB_OFFLINE=1 " if config["hf_hub_offline"] else "") + (
+    "RLHF_BENCH_WANDB=off " if config["tracking"]["backend"] != "wandb" else ""
+)
 CONDA_ENV = "../envs/rlhf-bench.yaml"
 
 

@@ -281,3 +281,31 @@ def test_the_dag_tracks_its_jobs(tmp_path, backend):
         logged = history(runs[names[-1]])
         expected = [(int(row["step"]), float(row["kl"])) for row in rows]
     assert logged["ppo/kl"] == expected
+
+
+@pytest.mark.parametrize("hidden", [True, False])
+def test_wandb_is_hidden_from_the_libraries_unless_it_tracks(hidden):
+    """RLHF_BENCH_WANDB=off (a job whose config does not track with W&B) keeps trl from importing W&B (3 s of
+    every trl job) and accelerate from offering it; otherwise both see it as installed."""
+    env = {k: v for k, v in os.environ.items() if k != "RLHF_BENCH_WANDB"}
+    if hidden:
+        env["RLHF_BENCH_WANDB"] = "off"
+    code = (
+        "import sys, rlhf_bench.train, trl, accelerate.tracking as t; "
+        "print(trl.is_wandb_available(), t.LoggerType.WANDB in t._available_trackers, "
+        "sys.modules.get('wandb') is not None)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [str(not hidden)] * 3
+
+
+@pytest.mark.parametrize("backend", ["none", "tensorboard", "wandb"])
+def test_jobs_hide_wandb_unless_the_config_tracks_with_it(tmp_path, backend):
+    raw = {**tiny_config(seeds=(0,)), "tracking": {"backend": backend}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(raw))
+    target = "results/smoke/imdb-negative/ppo/seed0/train_log.csv"
+    result = snakemake(tmp_path, target, "--dry-run", "--printshellcmds", "--configfile", str(tmp_path / "tiny.yaml"))
+    assert result.returncode == 0, result.stderr[-4000:]
+    commands = [line for line in result.stdout.splitlines() if "python -m rlhf_bench.train." in line]
+    assert {"sft", "reward", "ppo"} <= {line.split("rlhf_bench.train.")[1].split()[0] for line in commands}
+    assert all(("RLHF_BENCH_WANDB=off " in line) == (backend != "wandb") for line in commands), commands
