@@ -21,6 +21,7 @@ rule ppo:
     threads: THREADS
     resources:
         gpu=lambda w: LAYOUT.resource(w.experiment, "ppo", "gpu", 0),
+        gres=lambda w: LAYOUT.resource(w.experiment, "ppo", "gres", ""),
         mem_mb=lambda w: LAYOUT.resource(w.experiment, "ppo", "mem_mb", 8000),
         runtime=lambda w: LAYOUT.resource(w.experiment, "ppo", "runtime", 480),
     params:

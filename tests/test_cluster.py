@@ -98,6 +98,23 @@ def test_the_plugin_turns_the_rules_gpu_resource_into_gpus():
     assert "--gpus" not in call and "--gres" not in call and "--ntasks=1" in call
 
 
+def test_ppo_shards_become_a_shard_gres_and_no_whole_gpu(tmp_path):
+    """`resources: {ppo: {shards: 2}}`: the ppo jobs ask for no whole GPU and for two of a GPU's shards, which the
+    plugin passes to sbatch as `--gres=shard:2`; the other rules keep their gpu resource."""
+    raw = tiny_config(seeds=(0, 1))
+    raw["experiments"]["imdb-negative"]["resources"] = {"ppo": {"shards": 2}, "sft": {"gpu": 1}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(raw))
+    target = "results/smoke/imdb-negative/ppo/seed1/train_log.csv"
+    result = snakemake(tmp_path, target, "--dry-run", "--configfile", str(tmp_path / "tiny.yaml"))
+    assert result.returncode == 0, result.stderr[-4000:]
+    jobs = {block.split("\n")[0].strip(): block for block in result.stdout.split("rule ")[1:]}
+    ppo = [block for name, block in jobs.items() if name.startswith("ppo:")]
+    assert len(ppo) == 1 and "gpu=0" in ppo[0] and "gres=shard:2" in ppo[0], ppo
+    assert "gpu=1" in jobs["sft:"] and "gres" not in jobs["sft:"]
+    call = _sbatch(gpu=0, gres="shard:2", mem_mb=8000, runtime=480)
+    assert "--gres=shard:2" in call and "--gpus" not in call
+
+
 # --- on the cluster -------------------------------------------------------------------------------------------
 
 

@@ -92,6 +92,16 @@ CASES = [
         lambda r: r["experiments"]["imdb-negative"]["sft"].update(enabled=False),
         "experiments.imdb-negative.policy: 'sft' needs sft.enabled: true",
     ),
+    (
+        "whole GPUs and GPU shards at once",
+        lambda r: r["experiments"]["imdb-negative"].update(resources={"ppo": {"gpu": 1, "shards": 2}}),
+        "experiments.imdb-negative.resources.ppo: 'gpu' and 'shards' exclude each other. Fix: keep one of them.",
+    ),
+    (
+        "shards outside ppo",
+        lambda r: r["experiments"]["imdb-negative"].update(resources={"sft": {"shards": 2}}),
+        "experiments.imdb-negative.resources.sft: unknown key 'shards'",
+    ),
 ]
 
 

@@ -80,6 +80,9 @@ def _describe(error, source: str) -> str:
         return f"{source}: {where}: missing required field '{missing}'. Fix: add it (see config/schema.yaml)."
     if error.validator == "propertyNames":
         return f"{source}: {where}: bad key {error.instance!r}: {error.message}. Fix: rename it."
+    if error.validator == "not" and set(error.validator_value.get("required", ())) <= set(error.instance):
+        both = " and ".join(repr(k) for k in error.validator_value["required"])
+        return f"{source}: {where}: {both} exclude each other. Fix: keep one of them."
     return f"{source}: {where}: {error.message}. Fix: see config/schema.yaml for the allowed values."
 
 

@@ -302,10 +302,14 @@ class Layout:
         """Inputs of ppo and evaluate besides the data: the sft and reward models where used, the hub manifest."""
         return {**self.policy_inputs(experiment), **self.hub_inputs(experiment)}
 
-    def resource(self, experiment: str, rule: str, name: str, default: int) -> int:
+    def resource(self, experiment: str, rule: str, name: str, default: int | str) -> int | str:
         """A rule's cluster resource for one experiment (config `resources`), else the rule's default.
-        A Snakemake profile's `set-resources` overrides both."""
-        return self.experiment(experiment).get("resources", {}).get(rule, {}).get(name, default)
+        A Snakemake profile's `set-resources` overrides both. `shards: N` (ppo) stands for `gres: shard:N` and no
+        whole GPU: the SLURM plugin turns `gres` into `--gres=shard:N`."""
+        own = self.experiment(experiment).get("resources", {}).get(rule, {})
+        if "shards" in own and name in ("gpu", "gres"):
+            return 0 if name == "gpu" else f"shard:{own['shards']}"
+        return own.get(name, default)
 
     # --- what aggregate and report read ---------------------------------------------------------------
 

@@ -332,7 +332,8 @@ class Experiment:
     """Where the config departs from the documented setting, or where faithful and sound disagree:
     {setting, documented, ours, sound, why}; `ours` is filled from the config at `setting`."""
     resources: dict[str, dict] = field(default_factory=dict)
-    """Cluster resources per rule ({gpu, mem_mb, runtime in minutes}); a Snakemake profile overrides them."""
+    """Cluster resources per rule ({gpu, mem_mb, runtime in minutes}; ppo: shards of a GPU instead of gpu, see
+    docs/cluster.md); a Snakemake profile overrides them."""
 
 
 @dataclass(frozen=True)
