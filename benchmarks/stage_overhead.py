@@ -8,7 +8,7 @@ the Snakemake rule runs it: a fresh `python` process (here through this file's -
 stage's module, times its parts by wrapping the frame's and models' functions, and calls the stage's main). Also
 counts the sha256 hashes a job computes, and how many of them hash a file it had hashed already.
 
---against DIR runs the same chain with another checkout's src/ (DIR, e.g. `git archive <commit> src | tar -x -C
+--against DIR runs the same chain with another checkout's src/ (DIR, e.g. `git archive <commit> src config | tar -x -C
 DIR`, then DIR/src) stage by stage alternately with this one's, so both see the same machine at the same time, and
 prints each stage's seconds of both, their ratio, and whether the metrics files are byte-identical.
 """
@@ -142,6 +142,7 @@ def job_env(src: Path) -> dict:
         "TRANSFORMERS_OFFLINE": "1",
         "PYTHONWARNINGS": "ignore",
         "TQDM_DISABLE": "1",
+        "RLHF_BENCH_WANDB": "off",  # as rules/common.smk starts a job whose config does not track with W&B
     }
 
 

@@ -3,6 +3,7 @@ the tiny chain (data, sft, reward, ppo) into frontier.csv."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -13,9 +14,10 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from conftest import SEED
+from conftest import SEED, evaluate_args
 from rlhf_bench.analysis import frontier
 from rlhf_bench.analysis.metrics import analytic_kl
+from rlhf_bench.train import evaluate
 from rlhf_bench.train.best_of_n import best_indices, empirical_kl
 
 
@@ -183,3 +185,22 @@ def test_arm_stages_on_the_chain_write_points_that_the_frontier_table_reads(chai
     assert row["kl_monte_carlo"] == pytest.approx(bon[bon.value == 2]["kl"].mean())
     dpo_row = frontier.point_row(dpo_samples, "imdb-negative", "judge_negative_ratio", "dpo", "beta", 0.1, SEED)
     assert dpo_row["kl_method"] == "monte_carlo" and dpo_row["kl_low"] <= dpo_row["kl"] <= dpo_row["kl_high"]
+
+
+def test_the_base_policy_is_scored_once_for_its_own_answers(chain, tmp_path, monkeypatch):
+    """evaluate scores each answer under its policy and under the base; for the base's own answers those are one
+    pass, not two (three scoring passes per job instead of four), and its KL is exactly 0."""
+    root, common, models = chain
+    scored = []
+    original = evaluate.Evaluator.logprobs
+
+    def counted(self, policy, queries, responses):
+        scored.append("base" if policy is self.base else "other")
+        return original(self, policy, queries, responses)
+
+    monkeypatch.setattr(evaluate.Evaluator, "logprobs", counted)
+    assert evaluate.main(evaluate_args(root, common, models, tmp_path / "evaluate")) == 0
+    assert scored == ["base", "base", "other"]
+    samples = pd.read_parquet(tmp_path / "evaluate" / "samples.parquet")
+    assert (samples[samples.policy == "base"].kl == 0.0).all() and (samples[samples.policy == "rlhf"].kl != 0.0).any()
+    assert json.loads((tmp_path / "evaluate" / "metrics.json").read_text())["policies"]["base"]

@@ -153,7 +153,9 @@ class Evaluator:
     def measure(self, policy) -> pd.DataFrame:
         """`policy` answers the held-out prompts; each answer measured as `frame` says."""
         queries, responses, texts = self.answers(policy)
-        logprob, logprob_base = self.logprobs(policy, queries, responses), self.logprobs(self.base, queries, responses)
+        logprob_base = self.logprobs(self.base, queries, responses)
+        # The base policy's own answers: its log-probabilities are the base's, one scoring pass instead of two.
+        logprob = logprob_base if policy is self.base else self.logprobs(policy, queries, responses)
         return self.frame(texts, responses, np.subtract(logprob, logprob_base), logprob_base)
 
     def arm_frame(self, policy, arm: str, setting: str, value: float) -> pd.DataFrame:
