@@ -1,7 +1,7 @@
 """The fixed cost of a job, per stage of the smoke profile: interpreter start, imports, config and version check,
 inputs verified, model load, save, provenance; the rest is the stage's work.
 
-    python benchmarks/stage_overhead.py [--experiment imdb-negative] [--against DIR]
+    python benchmarks/stage_overhead.py [--experiment imdb-negative] [--against DIR] [--repeat N]
 
 Runs one experiment's chain (data, sft, reward, ppo seed 0, evaluate seed 0) on the smoke profile, each stage as
 the Snakemake rule runs it: a fresh `python` process (here through this file's --inside wrapper, which imports the
@@ -23,6 +23,7 @@ import argparse  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -192,6 +193,11 @@ def breakdown(record: dict, interpreter: float) -> dict:
     }
 
 
+def median_record(records: list[dict]) -> dict:
+    """Each column's median over repeated runs of one stage (the wall column's own median, not a sum of parts)."""
+    return {key: round(float(statistics.median(r[key] for r in records)), 3) for key in records[0]}
+
+
 def same_outputs(stage: str, a: Path, b: Path) -> bool:
     return all((a / stage / f).read_bytes() == (b / stage / f).read_bytes() for f in COMPARED[stage])
 
@@ -202,6 +208,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
     parser.add_argument("--against", help="another checkout's src/ folder, run alternately with this one's")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--repeat", type=int, default=1, help="run the chain this many times; medians are printed")
     parser.add_argument("--inside", choices=STAGES, help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
     if args.inside:
@@ -209,22 +216,25 @@ def main(argv=None) -> int:
     sources = {"this": ROOT / "src"}
     if args.against:
         sources = {"against": Path(args.against).resolve(), **sources}
-    results = {name: {} for name in sources}
-    with tempfile.TemporaryDirectory(prefix="stage-overhead-") as folder:
-        roots = {name: Path(folder) / name for name in sources}
-        interpreter = {name: interpreter_seconds(src) for name, src in sources.items()}
-        for index, stage in enumerate(STAGES):
-            order = list(sources) if index % 2 == 0 else list(reversed(sources))
-            for name in order:
-                record = run_job(stage, sources[name], Path(args.config), args.experiment, roots[name])
-                results[name][stage] = breakdown(record, interpreter[name])
-            if args.against:
-                results["identical"] = results.get("identical", {}) | {
-                    stage: same_outputs(stage, roots["this"], roots["against"])
-                }
+    runs = {name: {stage: [] for stage in STAGES} for name in sources}
+    identical = dict.fromkeys(STAGES, True)
+    for repeat in range(args.repeat):
+        with tempfile.TemporaryDirectory(prefix="stage-overhead-") as folder:
+            roots = {name: Path(folder) / name for name in sources}
+            interpreter = {name: interpreter_seconds(src) for name, src in sources.items()}
+            for index, stage in enumerate(STAGES):
+                order = list(sources) if (index + repeat) % 2 == 0 else list(reversed(sources))
+                for name in order:
+                    record = run_job(stage, sources[name], Path(args.config), args.experiment, roots[name])
+                    runs[name][stage].append(breakdown(record, interpreter[name]))
+                if args.against:
+                    identical[stage] &= same_outputs(stage, roots["this"], roots["against"])
+    results = {name: {stage: median_record(runs[name][stage]) for stage in STAGES} for name in sources}
+    if args.against:
+        results["identical"] = identical
     columns = ("interpreter", *PARTS, "fixed", "work", "wall", "hashes", "repeated_hashes")
     for name in sources:
-        print(f"{name} ({sources[name]}), seconds per job, smoke {args.experiment}:")
+        print(f"{name} ({sources[name]}), seconds per job (median of {args.repeat}), smoke {args.experiment}:")
         print(f"  {'stage':<9}" + "".join(f"{c[:12]:>13}" for c in columns))
         for stage in STAGES:
             row = results[name][stage]
